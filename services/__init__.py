@@ -1,0 +1,1 @@
+"""Expediente: event-sourced case tracking for municipalities."""

@@ -1,0 +1,1 @@
+"""The billing service (see ../shared/ARCHITECTURE.md); built in its own issue."""

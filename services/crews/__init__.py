@@ -1,0 +1,1 @@
+"""The crews service (see ../shared/ARCHITECTURE.md); built in its own issue."""

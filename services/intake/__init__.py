@@ -1,0 +1,1 @@
+"""The intake service (see ../shared/ARCHITECTURE.md); built in its own issue."""

@@ -1,0 +1,1 @@
+"""Tracking: the Report aggregate, its event stream, projections and interfaces."""

@@ -1,0 +1,1 @@
+"""Contracts shared by every service: event types, schemas, the CloudEvents envelope, helpers."""

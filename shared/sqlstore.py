@@ -1,0 +1,166 @@
+"""A small SQL helper for a service's own tables (read models, positions, processed events).
+
+It opens the same database the service's eventsourcing store uses, chosen by the same environment
+variables (PERSISTENCE_MODULE, SQLITE_DBNAME, POSTGRES_*), so a read model and its tracking record
+commit in one transaction next to the events they follow. SQL is written once with `%s`
+placeholders; the SQLite dialect rewrites them to `?`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+import shared.runtime  # noqa: F401  (PSYCOPG_WAIT_FUNC before psycopg is imported)
+
+
+class Tx:
+    """A transaction's cursor with one placeholder style for both databases."""
+
+    def __init__(self, cursor: Any, dialect: str) -> None:
+        self._cursor = cursor
+        self.dialect = dialect
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%s", "?") if self.dialect == "sqlite" else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Tx:
+        self._cursor.execute(self._sql(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+    def fetchone(self) -> tuple | None:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[tuple]:
+        return list(self._cursor.fetchall())
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+
+class SqlStore(ABC):
+    dialect = "abstract"
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A context manager: commits when the block ends, rolls back if it raises."""
+
+    def close(self) -> None:
+        pass
+
+    @staticmethod
+    def from_env(env: Mapping[str, str] | None = None, *, name: str = "") -> SqlStore:
+        """Build the store from the eventsourcing environment, honouring `<NAME>_` prefixed keys."""
+        env = dict(os.environ if env is None else env)
+
+        def get(key: str, default: str | None = None) -> str | None:
+            if name and f"{name.upper()}_{key}" in env:
+                return env[f"{name.upper()}_{key}"]
+            return env.get(key, default)
+
+        module = get("PERSISTENCE_MODULE", "eventsourcing.popo")
+        if module == "eventsourcing.postgres":
+            return PostgresStore(
+                dbname=get("POSTGRES_DBNAME", "expediente") or "",
+                host=get("POSTGRES_HOST", "127.0.0.1") or "",
+                port=int(get("POSTGRES_PORT", "5432") or 5432),
+                user=get("POSTGRES_USER", "postgres") or "",
+                password=get("POSTGRES_PASSWORD", "") or "",
+                schema=get("POSTGRES_SCHEMA", "") or "",
+                lock_timeout=int(get("POSTGRES_LOCK_TIMEOUT", "5") or 5),
+                pool_size=int(get("POSTGRES_POOL_SIZE", "5") or 5),
+            )
+        if module == "eventsourcing.sqlite":
+            return SqliteStore(get("SQLITE_DBNAME", ":memory:") or ":memory:")
+        return SqliteStore(":memory:")
+
+
+class SqliteStore(SqlStore):
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        if path not in (":memory:",) and not path.startswith("file:"):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        self._conn = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, uri=path.startswith("file:")
+        )
+        self._conn.execute("PRAGMA busy_timeout = 10000")
+        if path != ":memory:":
+            self._conn.execute("PRAGMA journal_mode = WAL")
+        self._lock = threading.RLock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._lock:
+            cursor = self._conn.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(cursor, self.dialect)
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            else:
+                cursor.execute("COMMIT")
+            finally:
+                cursor.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresStore(SqlStore):
+    dialect = "postgres"
+
+    def __init__(
+        self,
+        *,
+        dbname: str,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        schema: str,
+        lock_timeout: int,
+        pool_size: int,
+    ) -> None:
+        from psycopg_pool import ConnectionPool
+
+        options = f"-c lock_timeout={lock_timeout}s"
+        if schema:
+            options += f" -c search_path={schema}"
+        self.schema = schema
+        self._pool = ConnectionPool(
+            kwargs={
+                "dbname": dbname,
+                "host": host,
+                "port": port,
+                "user": user,
+                "password": password or None,
+                "options": options,
+                "autocommit": False,
+            },
+            min_size=1,
+            max_size=pool_size,
+            check=ConnectionPool.check_connection,  # pre-ping: a dead connection is replaced
+            open=True,
+            name=f"expediente-{dbname}",
+        )
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            yield Tx(cursor, self.dialect)
+
+    def close(self) -> None:
+        self._pool.close()
