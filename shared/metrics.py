@@ -1,0 +1,45 @@
+"""Prometheus conventions: `expediente_` prefix, units in names, one request histogram per service."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+REQUEST_SECONDS = Histogram(
+    "expediente_request_duration_seconds",
+    "Time to serve one RPC call, HTTP request or event",
+    ["service", "entrypoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+REQUEST_ERRORS = Counter(
+    "expediente_request_errors_total",
+    "Entrypoint calls that ended in an exception",
+    ["service", "entrypoint", "error"],
+)
+
+
+class RequestMetrics(DependencyProvider):
+    """Times every entrypoint of the service it is declared on."""
+
+    def setup(self) -> None:
+        self._started: dict[Any, float] = {}
+
+    def worker_setup(self, worker_ctx: Any) -> None:
+        self._started[worker_ctx] = time.perf_counter()
+
+    def worker_result(self, worker_ctx: Any, result: Any = None, exc_info: Any = None) -> None:
+        started = self._started.pop(worker_ctx, None)
+        service = self.container.service_name
+        name = worker_ctx.entrypoint.method_name
+        if started is not None:
+            REQUEST_SECONDS.labels(service, name).observe(time.perf_counter() - started)
+        if exc_info is not None:
+            REQUEST_ERRORS.labels(service, name, exc_info[0].__name__).inc()
+
+
+def exposition() -> tuple[int, dict[str, str], bytes]:
+    """The /metrics response."""
+    return 200, {"Content-Type": CONTENT_TYPE_LATEST}, generate_latest()
