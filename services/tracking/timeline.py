@@ -1,0 +1,284 @@
+"""A report's view, without I/O: how events shape its row, its Spanish labels and timeline,
+and what each audience (public, private, staff) may read of it.
+
+Timeline entries are stored whole (actor, notes, every comment) so that staff can see everything;
+what a citizen sees is built from a whitelist per event type, so a new field on an event stays
+private until someone decides it is public. The access token hash is never copied into a row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+EVENT_LABELS = {
+    "opened": "Reporte recibido",
+    "triaged": "Reporte clasificado",
+    "assigned": "Asignado a una cuadrilla",
+    "crew_dispatched": "La cuadrilla salió",
+    "crew_en_route": "La cuadrilla va en camino",
+    "crew_arrived": "La cuadrilla llegó",
+    "photo_added": "Foto agregada",
+    "materials_logged": "Materiales registrados",
+    "work_completed": "Trabajo terminado",
+    "closed": "Reporte cerrado",
+    "reopened": "Reporte reabierto",
+    "marked_duplicate": "Marcado como duplicado",
+    "comment_added": "Comentario",
+    "citizen_confirmed": "El ciudadano confirmó la solución",
+    "citizen_disputed": "El ciudadano indicó que no quedó resuelto",
+}
+RESOLUTION_LABELS = {
+    "fixed": "Resuelto",
+    "not_fixed": "No resuelto",
+    "duplicate": "Duplicado",
+    "not_our_responsibility": "No es competencia del municipio",
+    "no_action_needed": "No requiere acción",
+    "cancelled": "Cancelado",
+}
+STEP_LABELS = {
+    "opened": "Recibido",
+    "triaged": "Clasificado",
+    "assigned": "Asignado",
+    "dispatched": "Cuadrilla en salida",
+    "en_route": "En camino",
+    "on_site": "Cuadrilla en el sitio",
+    "work_completed": "Trabajo terminado",
+    "closed": "Cerrado",
+    "reopened": "Reabierto",
+}
+# Field steps and closings move the report to a step of their own; triage only from the start.
+STEP_AFTER = {
+    "assigned": "assigned", "crew_dispatched": "dispatched", "crew_en_route": "en_route",
+    "crew_arrived": "on_site", "work_completed": "work_completed", "closed": "closed",
+    "marked_duplicate": "closed", "reopened": "reopened",
+}
+
+# What an entry shows beyond type, label, time and role: to everyone, and to the citizen who
+# holds the access token. Staff see every stored field.
+PUBLIC_DETAILS: dict[str, tuple[str, ...]] = {
+    "opened": ("channel",),
+    "triaged": ("department",),
+    "assigned": ("crew_id",),
+    "photo_added": ("url", "caption", "stage"),
+    "materials_logged": ("items",),
+    "closed": ("resolution", "resolution_label"),
+    "marked_duplicate": ("duplicate_of", "resolution", "resolution_label"),
+    "comment_added": ("text",),
+}
+PRIVATE_DETAILS: dict[str, tuple[str, ...]] = {
+    "citizen_confirmed": ("comment",),
+    "citizen_disputed": ("comment",),
+}
+# Which comments each audience reads; the others are left out of its timeline altogether.
+COMMENT_AUDIENCES = {
+    "public": ("public",),
+    "private": ("public", "private"),
+    "staff": ("public", "private", "internal"),
+}
+MATERIAL_FIELDS = ("code", "quantity", "unit", "description")
+
+# Fields each event type contributes to its stored entry (besides actor and times).
+_ENTRY_FIELDS: dict[str, tuple[str, ...]] = {
+    "triaged": ("department", "priority", "service_code"),
+    "assigned": ("crew_id",),
+    "crew_dispatched": ("step_id",),
+    "crew_en_route": ("step_id",),
+    "crew_arrived": ("step_id",),
+    "photo_added": ("url", "caption", "stage", "step_id"),
+    "materials_logged": ("step_id",),
+    "work_completed": ("notes", "step_id"),
+    "closed": ("resolution", "notes"),
+    "reopened": ("reason",),
+    "marked_duplicate": ("duplicate_of",),
+    "comment_added": ("text", "visibility"),
+    "citizen_confirmed": ("comment",),
+    "citizen_disputed": ("comment",),
+}
+
+
+def iso(value: datetime | None) -> str | None:
+    """A fixed-width UTC ISO 8601 string: it sorts as text, so SQL compares dates portably."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def material_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{key: item.get(key) for key in MATERIAL_FIELDS} for item in items]
+
+
+def timeline_entry(name: str, event: Any) -> dict[str, Any]:
+    """The stored timeline entry of one domain event (everything staff may need)."""
+    occurred_at = getattr(event, "occurred_at", None)
+    recorded_at = iso(event.timestamp)
+    actor = event.actor
+    stored: dict[str, Any] = {
+        "type": name,
+        "version": event.originator_version,
+        "at": iso(occurred_at) if occurred_at else recorded_at,
+        "recorded_at": recorded_at,
+        "actor": {"id": actor.id, "role": actor.role, "channel": actor.channel,
+                  "crew_id": actor.crew_id},
+    }
+    if name == "opened":
+        stored["channel"] = event.actor.channel
+    for field in _ENTRY_FIELDS.get(name, ()):
+        stored[field] = getattr(event, field, None)
+    if name == "materials_logged":
+        stored["items"] = material_items(event.items)
+    if name == "marked_duplicate":
+        stored["resolution"] = "duplicate"
+    if "resolution" in stored:
+        stored["resolution_label"] = RESOLUTION_LABELS.get(stored["resolution"])
+    return stored
+
+
+def render_timeline(entries: list[dict[str, Any]], audience: str) -> list[dict[str, Any]]:
+    """The timeline as `audience` ('public', 'private' or 'staff') may read it, oldest first."""
+    comments = COMMENT_AUDIENCES[audience]
+    shown = []
+    for stored in entries:
+        name = stored["type"]
+        if name == "comment_added" and stored.get("visibility") not in comments:
+            continue
+        if audience == "staff":
+            shown.append({**stored, "label": EVENT_LABELS[name],
+                          "actor_role": stored["actor"]["role"]})
+            continue
+        item = {
+            "type": name,
+            "label": EVENT_LABELS[name],
+            "at": stored["at"],
+            "actor_role": stored["actor"]["role"],
+        }
+        fields = PUBLIC_DETAILS.get(name, ())
+        if audience == "private":
+            fields += PRIVATE_DETAILS.get(name, ())
+        item.update({field: stored.get(field) for field in fields})
+        shown.append(item)
+    return shown
+
+
+# ---- the row: the read model's own state machine -------------------------------------------
+#
+# A row is kept in its stored form: the JSON columns stay JSON text, and an event appends to the
+# timeline, photos and materials without decoding and re-encoding what is already there. That
+# keeps a rebuild's cost per event flat, however long a report's timeline grows.
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def append_json(array: str, *items: Any) -> str:
+    """`array` (a JSON array as text, written by to_json) with `items` added at its end."""
+    if not items:
+        return array
+    added = ",".join(to_json(item) for item in items)
+    return f"[{added}]" if array == "[]" else f"{array[:-1]},{added}]"
+
+
+def new_row(event: Any) -> dict[str, Any]:
+    location = dict(event.location)
+    return {
+        "folio": event.folio, "report_id": str(event.originator_id),
+        "service_code": event.service_code, "service_name": event.service_name,
+        "status": "open", "step": "opened", "department": event.department, "crew_id": None,
+        "channel": event.actor.channel, "priority": "normal", "resolution": None,
+        "duplicate_of": None, "citizen_feedback": None, "opened_at": iso(event.timestamp),
+        "updated_at": iso(event.timestamp), "closed_at": None, "due_at": iso(event.due_at),
+        "lat": location.get("lat"), "long": location.get("long"),
+        "address": location.get("address"), "description": event.description, "version": 0,
+        "location": to_json(location), "attributes": to_json(dict(event.attributes)),
+        "media_urls": to_json(list(event.media_urls)), "timeline": "[]", "photos": "[]",
+        "materials": "[]",
+    }
+
+
+def evolve(row: dict[str, Any], name: str, event: Any) -> None:
+    """Apply one event to a report's stored view row."""
+    entry = timeline_entry(name, event)
+    at = entry["recorded_at"]
+    row["timeline"] = append_json(row["timeline"], entry)
+    row["version"] = event.originator_version
+    row["updated_at"] = at
+    row["step"] = STEP_AFTER.get(name, row["step"])
+    if name == "triaged":
+        row.update(department=event.department, priority=event.priority,
+                   service_code=event.service_code)
+        if row["step"] in ("opened", "reopened"):
+            row["step"] = "triaged"
+    elif name == "assigned":
+        row["crew_id"] = event.crew_id
+    elif name == "photo_added":
+        photo = {"url": event.url, "caption": event.caption, "stage": event.stage,
+                 "at": entry["at"]}
+        row["photos"] = append_json(row["photos"], photo)
+    elif name == "materials_logged":
+        items = ({**item, "at": entry["at"]} for item in entry["items"])
+        row["materials"] = append_json(row["materials"], *items)
+    elif name == "closed":
+        row.update(status="closed", closed_at=at, resolution=event.resolution,
+                   citizen_feedback=None)
+    elif name == "marked_duplicate":
+        row.update(status="closed", closed_at=at, resolution="duplicate",
+                   duplicate_of=event.duplicate_of)
+    elif name == "reopened":
+        row.update(status="open", closed_at=None, resolution=None, duplicate_of=None,
+                   crew_id=None, citizen_feedback=None)
+    elif name in ("citizen_confirmed", "citizen_disputed"):
+        row["citizen_feedback"] = name.removeprefix("citizen_")
+
+
+# ---- the views ----------------------------------------------------------------------------------
+
+
+# These read a row whose JSON columns were decoded.
+
+
+def labels(row: Mapping[str, Any]) -> dict[str, str | None]:
+    return {"step_label": STEP_LABELS.get(row["step"]),
+            "resolution_label": RESOLUTION_LABELS.get(row["resolution"] or "")}
+
+
+def summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A search result: the row's indexed columns and their labels."""
+    return {**row, **labels(row)}
+
+
+def citizen_view(row: Mapping[str, Any], audience: str = "public") -> dict[str, Any]:
+    """The status page's data; `audience` 'private' adds what the access token opens."""
+    return {
+        "folio": row["folio"],
+        "service": {"code": row["service_code"], "name": row["service_name"]},
+        "status": row["status"],
+        "step": row["step"],
+        "department": row["department"],
+        "opened_at": row["opened_at"],
+        "updated_at": row["updated_at"],
+        "due_at": row["due_at"],
+        "closed_at": row["closed_at"],
+        "resolution": row["resolution"],
+        "duplicate_of": row["duplicate_of"],
+        **labels(row),
+        "location": {"lat": row["lat"], "long": row["long"], "address": row["address"]},
+        "description": row["description"],
+        "media_urls": row["media_urls"],
+        "photos": row["photos"],
+        "materials": row["materials"],
+        "timeline": render_timeline(row["timeline"], audience),
+    }
+
+
+def staff_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Everything in the row: actors, internal notes, priority, attributes, the full location."""
+    view = citizen_view(row, "staff")
+    view.update({key: row[key] for key in (
+        "report_id", "crew_id", "channel", "priority", "citizen_feedback", "version",
+        "attributes", "location")})
+    return view
