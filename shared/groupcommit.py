@@ -1,6 +1,6 @@
 """Group commit: concurrent saves share one transaction, as PostgreSQL's own group commit does.
 
-Each caller queues its aggregates and waits for the commit lock. Whoever holds the lock saves every
+Each caller queues its aggregates' new events and waits for the commit lock. Whoever holds the lock saves every
 queued item in one transaction, so while one transaction is in flight the next batch gathers. If a
 batch fails (a version conflict on one report), its items are saved one by one so that each caller
 gets its own result and only the conflicting caller retries.
@@ -34,7 +34,11 @@ class GroupCommit:
         self.items = 0
 
     def save(self, *objs: Any) -> Any:
-        item = _Pending(objs)
+        """Save the aggregates' pending events (in a shared transaction); raise what the save
+        raised for these events (a version conflict: reload and retry)."""
+        # Collect once: a failed batch save must be able to retry the very same events alone.
+        events = [event for obj in objs for event in obj.collect_events()]
+        item = _Pending(events)
         with self._queue_lock:
             self._queue.append(item)
         while not item.done:

@@ -283,7 +283,7 @@ class Report(Aggregate):
     def reopen(self, actor: Actor, reason: str) -> None:
         if not self.is_closed:
             raise InvalidTransition(f"report {self.folio} is not closed; only a closed one reopens")
-        if not reason:
+        if not reason.strip():
             raise InvalidCommand("a reason is required to reopen a report")
         self._reopened(actor=actor, reason=reason)
 
