@@ -1,4 +1,4 @@
-"""The report stream's public contract: event type names and the marshmallow schema of each one's data."""
+"""The report stream's public contract: event type names and a marshmallow schema per event."""
 
 from __future__ import annotations
 

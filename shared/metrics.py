@@ -1,4 +1,4 @@
-"""Prometheus conventions: `expediente_` prefix, units in names, one request histogram per service."""
+"""Prometheus conventions: `expediente_` prefix, units in names, a request histogram."""
 
 from __future__ import annotations
 

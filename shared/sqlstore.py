@@ -55,8 +55,9 @@ class SqlStore(ABC):
     def transaction(self) -> AbstractContextManager[Tx]:
         """A context manager: commits when the block ends, rolls back if it raises."""
 
+    @abstractmethod
     def close(self) -> None:
-        pass
+        """Release the connections."""
 
     @staticmethod
     def from_env(env: Mapping[str, str] | None = None, *, name: str = "") -> SqlStore:

@@ -78,8 +78,6 @@ class EventListener:
                             conn.drain_events(timeout=0.2)
                         except TimeoutError:
                             continue
-                        except socket.timeout:
-                            continue
             except Exception:  # the broker went away: try again shortly
                 eventlet.sleep(0.3)
 

@@ -158,7 +158,9 @@ class Report(Aggregate):
 
     # ---- field steps (the assigned crew, or a supervisor overriding) -------------------------
 
-    def dispatch_crew(self, actor: Actor, step_id: str | None, occurred_at: datetime | None) -> None:
+    def dispatch_crew(
+        self, actor: Actor, step_id: str | None, occurred_at: datetime | None
+    ) -> None:
         self._require_field_actor(actor)
         self._require_step("dispatch the crew", "assigned")
         self._crew_dispatched(actor=actor, step_id=step_id, occurred_at=occurred_at)

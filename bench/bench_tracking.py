@@ -1,0 +1,241 @@
+"""Benchmark tracking on PostgreSQL: RPC and HTTP throughput, raw append rate, save→publish
+latency, projection rebuild rate and memory. Prints figures; asserts nothing.
+
+    make bench            (or: .venv/bin/python bench/bench_tracking.py --reports 3000)
+"""
+
+from __future__ import annotations
+
+import eventlet
+
+eventlet.monkey_patch()
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+import uuid  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import kombu  # noqa: E402
+import psycopg  # noqa: E402
+from eventsourcing.application import Application  # noqa: E402
+from eventsourcing.domain import Aggregate  # noqa: E402
+from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
+
+import shared.runtime  # noqa: E402,F401
+from shared.auth import mint_token  # noqa: E402
+from shared.cloudevents import CloudEvent  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+AMQP = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")
+PG = dict(dbname=os.environ.get("BENCH_PG_DBNAME", "test"), host="127.0.0.1", port=5432,
+          user=os.environ.get("BENCH_PG_USER", "postgres"))
+POTHOLE = {
+    "service_code": "bache", "service_name": "Bache", "department": "obras_publicas",
+    "description": "Bache frente a la escuela", "location": {"lat": 20.5931, "long": -100.392},
+    "channel": "app", "sla_hours": 72,
+}
+
+
+def pg_env(schema: str) -> dict[str, str]:
+    return {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": PG["dbname"],
+            "POSTGRES_HOST": PG["host"], "POSTGRES_PORT": str(PG["port"]),
+            "POSTGRES_USER": PG["user"], "POSTGRES_PASSWORD": "", "POSTGRES_SCHEMA": schema}
+
+
+def create_schema(schema: str) -> None:
+    with psycopg.connect(**PG, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+
+
+def drop_schema(schema: str) -> None:
+    with psycopg.connect(**PG, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+class Counter(Aggregate):
+    def __init__(self) -> None:
+        self.n = 0
+
+
+def raw_append_rate(schema: str, count: int) -> float:
+    """eventsourcing alone: one new aggregate (one event) per save, one after another."""
+    app = Application(env=pg_env(schema))
+    app.save(Counter())  # warm the pool and the table
+    started = time.perf_counter()
+    for _ in range(count):
+        app.save(Counter())
+    rate = count / (time.perf_counter() - started)
+    app.close()
+    return rate
+
+
+def start_tracking(schema: str, exchange: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PSYCOPG_WAIT_FUNC": "wait_select",
+           "PERSISTENCE_MODULE": "eventsourcing.postgres", "TRACKING_POSTGRES_DBNAME": PG["dbname"],
+           "TRACKING_POSTGRES_SCHEMA": schema, "POSTGRES_USER": PG["user"],
+           "EVENTS_EXCHANGE": exchange, "TRACKING_HTTP_ADDRESS": f"127.0.0.1:{port}",
+           "LOG_LEVEL": "WARNING"}
+    nameko = Path(sys.executable).parent / "nameko"
+    process = subprocess.Popen(
+        [str(nameko), "run", "--config", str(ROOT / "services/tracking/config.yaml"),
+         "services.tracking.service"], cwd=ROOT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return process
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("tracking did not start")
+
+
+def rpc_rate(count: int, window: int, make_call) -> float:
+    """Pipelined RPC: keep `window` calls in flight from one client."""
+    token = mint_token("bench", ("operator", "supervisor"))
+    with ClusterRpcProxy({"AMQP_URI": AMQP}, context_data={"authorization": f"Bearer {token}"},
+                         timeout=60) as rpc:
+        started = time.perf_counter()
+        pending = []
+        for i in range(count):
+            pending.append(make_call(rpc, i))
+            if len(pending) >= window:
+                pending.pop(0).result()
+        for reply in pending:
+            reply.result()
+        return count / (time.perf_counter() - started)
+
+
+def http_rate(port: int, count: int, concurrency: int) -> float:
+    import requests
+
+    headers = {"Authorization": f"Bearer {mint_token('bench', ('operator',))}"}
+    pool = eventlet.GreenPool(concurrency)
+    sessions = [requests.Session() for _ in range(concurrency)]
+
+    def post(i: int) -> None:
+        response = sessions[i % concurrency].post(f"http://127.0.0.1:{port}/reports",
+                                                  json=POTHOLE, headers=headers, timeout=60)
+        response.raise_for_status()
+
+    started = time.perf_counter()
+    list(pool.imap(post, range(count)))
+    return count / (time.perf_counter() - started)
+
+
+def publish_latency(exchange: str, rate: float, seconds: float) -> tuple[float, float, int]:
+    """Open reports at `rate`/s; latency = RabbitMQ delivery time - the event's save time."""
+    queue = kombu.Queue(f"bench.latency.{uuid.uuid4().hex[:6]}",
+                        kombu.Exchange(exchange, type="topic", durable=True),
+                        routing_key="mx.expediente.report.opened", auto_delete=True)
+    latencies: list[float] = []
+
+    def on_message(body, message):
+        event = CloudEvent.from_json(message.body)
+        latencies.append(time.time() - event.time.timestamp())
+        message.ack()
+
+    total = int(rate * seconds)
+    with kombu.Connection(AMQP) as conn, conn.Consumer([queue], callbacks=[on_message],
+                                                       accept=None):
+        token = mint_token("bench", ("operator",))
+        with ClusterRpcProxy({"AMQP_URI": AMQP},
+                             context_data={"authorization": f"Bearer {token}"}) as rpc:
+            started = time.perf_counter()
+            replies = []
+            for i in range(total):
+                due = started + i / rate
+                while time.perf_counter() < due:
+                    with contextlib.suppress(TimeoutError):
+                        conn.drain_events(timeout=max(0.0005, due - time.perf_counter()))
+                replies.append(rpc.tracking.open_report.call_async(POTHOLE))
+            for reply in replies:
+                reply.result()
+        deadline = time.monotonic() + 10
+        while len(latencies) < total and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):
+                conn.drain_events(timeout=0.5)
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return p50, p99, len(latencies)
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text()
+                  .splitlines() if ":" in line)
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def rebuild(schema: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PERSISTENCE_MODULE": "eventsourcing.postgres",
+           "TRACKING_POSTGRES_DBNAME": PG["dbname"], "TRACKING_POSTGRES_SCHEMA": schema,
+           "POSTGRES_USER": PG["user"]}
+    command = ["/usr/bin/env", str(Path(sys.executable).parent / "expediente-tracking"),
+               "rebuild-projection"]
+    out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    import resource
+
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reports", type=int, default=3000)
+    parser.add_argument("--window", type=int, default=64)
+    parser.add_argument("--raw", type=int, default=2000)
+    args = parser.parse_args()
+    tag = uuid.uuid4().hex[:6]
+    raw_schema, schema, exchange = f"bench_raw_{tag}", f"bench_{tag}", f"bench.events.{tag}"
+    create_schema(raw_schema)
+    create_schema(schema)
+    port = 18001
+    service = start_tracking(schema, exchange, port)
+    figures: dict[str, float] = {}
+    try:
+        figures["raw_append_per_s"] = raw_append_rate(raw_schema, args.raw)
+        rpc_rate(200, args.window, lambda rpc, i: rpc.tracking.open_report.call_async(POTHOLE))
+        figures["rpc_open_per_s"] = rpc_rate(
+            args.reports, args.window,
+            lambda rpc, i: rpc.tracking.open_report.call_async(POTHOLE))
+        folios = []
+        token = mint_token("bench", ("operator",))
+        with ClusterRpcProxy({"AMQP_URI": AMQP},
+                             context_data={"authorization": f"Bearer {token}"}) as rpc:
+            replies = [rpc.tracking.open_report.call_async(POTHOLE) for _ in range(500)]
+            folios = [r.result()["folio"] for r in replies]
+        figures["rpc_field_step_per_s"] = rpc_rate(
+            len(folios), args.window,
+            lambda rpc, i: rpc.tracking.run_command.call_async(
+                "assign", folios[i], {"crew_id": "C-01"}))
+        figures["http_open_per_s"] = http_rate(port, 1000, 20)
+        p50, p99, seen = publish_latency(exchange, rate=200, seconds=10)
+        figures["save_to_publish_p50_ms"] = p50 * 1000
+        figures["save_to_publish_p99_ms"] = p99 * 1000
+        figures["latency_samples"] = seen
+        figures["tracking_rss_mb"], figures["tracking_peak_rss_mb"] = rss_mb(service.pid)
+        result = rebuild(schema)
+        figures["rebuild_events"] = result["events"]
+        figures["rebuild_events_per_s"] = result["events_per_second"]
+        figures["rebuild_peak_rss_mb"] = result["peak_rss_mb"]
+    finally:
+        os.killpg(service.pid, signal.SIGTERM)
+        service.wait(timeout=30)
+        drop_schema(raw_schema)
+        drop_schema(schema)
+    figures["rpc_open_vs_raw_ratio"] = figures["rpc_open_per_s"] / figures["raw_append_per_s"]
+    width = max(map(len, figures))
+    for name, value in figures.items():
+        print(f"{name:<{width}}  {value:10.1f}")
+
+
+if __name__ == "__main__":
+    main()

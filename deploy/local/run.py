@@ -1,0 +1,104 @@
+"""`make run`: every service in the foreground on embedded SQLite stores and the local RabbitMQ.
+
+Starts each service as its own process, waits until it answers /healthz, loads demo data on the
+first run, prints the URLs, and on Ctrl-C stops every process cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+
+# (service, HTTP port) — later services join this list as they are built.
+SERVICES = [("tracking", 8001)]
+
+
+def service_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PERSISTENCE_MODULE", "eventsourcing.sqlite")
+    env.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
+    env["PYTHONPATH"] = str(ROOT)
+    for name, port in SERVICES:
+        env.setdefault(f"{name.upper()}_SQLITE_DBNAME", str(ROOT / "var" / f"{name}.sqlite"))
+        env.setdefault(f"{name.upper()}_HTTP_ADDRESS", f"0.0.0.0:{port}")
+    return env
+
+
+def start(name: str, env: dict[str, str]) -> subprocess.Popen:
+    command = [str(VENV_BIN / "nameko"), "run", "--config",
+               str(ROOT / "services" / name / "config.yaml"), f"services.{name}.service"]
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+
+
+def wait_healthy(port: int, process: subprocess.Popen, seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def stop_all(processes: dict[str, subprocess.Popen]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"{name} did not stop in time; killing it")
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    (ROOT / "var").mkdir(exist_ok=True)
+    env = service_env()
+    processes: dict[str, subprocess.Popen] = {}
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        for name, _port in SERVICES:
+            processes[name] = start(name, env)
+        for name, port in SERVICES:
+            if not wait_healthy(port, processes[name]):
+                print(f"{name} did not become healthy; see its log above", file=sys.stderr)
+                return 1
+        demo = subprocess.run([str(VENV_BIN / "python"), str(ROOT / "deploy/local/demo.py")],
+                              cwd=ROOT, env=env, check=False)
+        if demo.returncode != 0:
+            print("demo data could not be loaded (the services still run)", file=sys.stderr)
+        print_urls()
+        while all(p.poll() is None for p in processes.values()):
+            time.sleep(0.5)
+        dead = [n for n, p in processes.items() if p.poll() is not None]
+        print(f"stopped unexpectedly: {', '.join(dead)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping…")
+        return 0
+    finally:
+        stop_all(processes)
+
+
+def print_urls() -> None:
+    print("\nExpediente is running (Ctrl-C stops everything):")
+    for name, port in SERVICES:
+        print(f"  {name:<14} http://127.0.0.1:{port}/   (/healthz /readyz /metrics)")
+    print("  RabbitMQ       amqp://guest:guest@127.0.0.1:5672//  exchange expediente.events")
+    print("\nTry:")
+    print("  .venv/bin/expediente call tracking search_reports '{}' --role supervisor")
+    print("  curl http://127.0.0.1:8001/reports/<folio>      (folios listed above)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, import contracts, then every tier of tests against the real
+# RabbitMQ and PostgreSQL of this machine. Fails loudly if pytest collects no test.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash deploy/local/ensure-infra.sh
+export PSYCOPG_WAIT_FUNC=wait_select
+.venv/bin/ruff check .
+.venv/bin/lint-imports --config pyproject.toml
+set +e
+.venv/bin/python -m pytest -q -ra "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure, not a pass" >&2
+  exit 1
+fi
+exit "$status"

@@ -1,0 +1,88 @@
+"""nameko DependencyProviders for tracking: the application, its projector and its outbox relay."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from nameko.extensions import DependencyProvider
+
+from shared.outbox import OutboxRelay, Publisher
+
+from .application import TrackingApplication
+from .outgoing import CloudEventConverter
+from .projections import ReportProjector, run_forever
+
+log = logging.getLogger(__name__)
+
+# Configuration keys handed to the eventsourcing application (persistence chosen by environment).
+APP_KEYS = (
+    "PERSISTENCE_MODULE", "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT", "POSTGRES_DBNAME",
+    "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_SCHEMA",
+    "POSTGRES_PRE_PING", "POSTGRES_LOCK_TIMEOUT", "POSTGRES_POOL_SIZE", "POSTGRES_MAX_OVERFLOW",
+    "FOLIO_PREFIX", "FOLIO_BLOCK_SIZE", "TIMEZONE", "CREATE_TABLE",
+)
+
+
+def app_env(config: dict[str, Any]) -> dict[str, str]:
+    return {key: str(config[key]) for key in APP_KEYS if config.get(key) not in (None, "")}
+
+
+class Tracking:
+    """What a worker gets: the application, the projector (views) and the relay."""
+
+    def __init__(self, app: TrackingApplication, projector: ReportProjector,
+                 relay: OutboxRelay | None) -> None:
+        self.app = app
+        self.projector = projector
+        self.relay = relay
+
+
+class TrackingRuntime(DependencyProvider):
+    """Builds the application in setup(); runs the projector and relay as managed threads."""
+
+    def setup(self) -> None:
+        config = self.container.config
+        self.app = TrackingApplication(env=app_env(config))
+        self.projector = ReportProjector(self.app)
+        self.relay: OutboxRelay | None = None
+        if str(config.get("RELAY_ENABLED", "true")).lower() in ("1", "true", "yes"):
+            self.relay = OutboxRelay(
+                name=self.app.name,
+                select=lambda start, limit: self.app.recorder.select_notifications(start, limit),
+                max_id=self.app.recorder.max_notification_id,
+                convert=CloudEventConverter(self.app),
+                publisher=Publisher(config["AMQP_URI"], config.get("EVENTS_EXCHANGE",
+                                                                   "expediente.events")),
+                store=self.app.sql,
+                poll_interval=float(config.get("RELAY_POLL_INTERVAL", 1.0)),
+                hold_after_confirm=float(config.get("RELAY_HOLD_AFTER_CONFIRM", 0) or 0),
+            )
+        self._projector_wake = threading.Event()
+        self._stopping = threading.Event()
+        self.app.saved_listeners.append(self._projector_wake.set)
+        if self.relay is not None:
+            self.app.saved_listeners.append(self.relay.wake.set)
+
+    def start(self) -> None:
+        poll = float(self.container.config.get("PROJECTION_POLL_INTERVAL", 1.0))
+        self.container.spawn_managed_thread(
+            lambda: run_forever(self.projector, self._projector_wake, self._stopping, poll),
+            identifier="tracking.projector",
+        )
+        if self.relay is not None:
+            self.container.spawn_managed_thread(self.relay.run, identifier="tracking.relay")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._projector_wake.set()
+        if self.relay is not None:
+            self.relay.stop()
+        self.app.close()
+
+    def kill(self) -> None:
+        self.stop()
+
+    def get_dependency(self, worker_ctx: Any) -> Tracking:
+        return Tracking(self.app, self.projector, self.relay)

@@ -1,0 +1,192 @@
+"""TrackingService: tracking's RPC and HTTP entrypoints — load, call, dump; nothing else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nameko.rpc import rpc
+from nameko.web.handlers import http
+from prometheus_client import Gauge
+from werkzeug.wrappers import Request, Response
+
+import shared.runtime  # noqa: F401  (must come before anything that loads psycopg)
+from shared.auth import Auth
+from shared.metrics import RequestMetrics, exposition
+
+from . import commands, schemas
+from .dependencies import TrackingRuntime
+from .errors import RPC_EXPECTED, http_errors, json_response
+from .pages import render_lookup, render_status
+
+EVENTS_STORED = Gauge("expediente_events_stored", "Events in the notification log", ["service"])
+PROJECTION_LAG = Gauge("expediente_projection_lag_events", "Events not yet in the read models",
+                       ["projection"])
+
+
+class TrackingService:
+    name = "tracking"
+
+    tracking = TrackingRuntime()
+    auth = Auth()
+    metrics = RequestMetrics()
+
+    # ---- RPC: commands -------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=RPC_EXPECTED)
+    def open_report(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Open a report and return its folio and the citizen's access token.
+
+        Example payload: {"service_code": "bache", "service_name": "Bache", "department": "obras",
+        "description": "Bache profundo", "location": {"lat": 20.59, "long": -100.39},
+        "channel": "phone_070", "sla_hours": 72}"""
+        principal = self.auth.require(*commands.OPEN_ROLES)
+        data = schemas.OpenReportSchema().load(payload or {})
+        channel = data.pop("channel")
+        actor = commands.actor_for(principal, commands.OPEN_ROLES, channel)
+        opened = self.tracking.app.open_report(actor=actor, **data)
+        return {
+            "folio": opened.folio,
+            "access_token": opened.access_token,
+            "opened_at": opened.opened_at.isoformat(),
+            "due_at": opened.due_at.isoformat() if opened.due_at else None,
+            "version": opened.version,
+        }
+
+    @rpc(expected_exceptions=RPC_EXPECTED)
+    def run_command(self, name: str, folio: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Run one staff command (`assign`, `arrive`, `close_report`…) on a report."""
+        if name not in commands.COMMANDS:
+            raise KeyError(f"unknown command {name!r}; known: {', '.join(commands.COMMANDS)}")
+        return commands.state(commands.execute(self.tracking.app, self.auth, name, folio, payload))
+
+    @rpc(expected_exceptions=RPC_EXPECTED)
+    def citizen_feedback(self, folio: str, verdict: str, payload: dict[str, Any]) -> dict:
+        """The citizen says whether it was really fixed (`confirm` or `dispute`)."""
+        data = schemas.CitizenFeedbackSchema().load(payload or {})
+        app = self.tracking.app
+        use_case = {"confirm": app.citizen_confirm, "dispute": app.citizen_dispute}[verdict]
+        return commands.state(use_case(folio, data.pop("access_token"), **data))
+
+    # ---- RPC: queries --------------------------------------------------------------------------
+
+    @rpc(expected_exceptions=RPC_EXPECTED)
+    def get_report(self, folio: str, access_token: str | None = None) -> dict[str, Any] | None:
+        """The citizen's view; with the access token, the private view."""
+        return self._view(folio, access_token, staff=False)
+
+    @rpc(expected_exceptions=RPC_EXPECTED)
+    def get_report_staff(self, folio: str) -> dict[str, Any] | None:
+        """Everything about a report, internal notes and actors included (staff only)."""
+        self.auth.require(*commands.STAFF_READ_ROLES)
+        projector = self.tracking.projector
+        if projector.lag():
+            projector.catch_up()
+        return projector.staff_view(folio)
+
+    @rpc(expected_exceptions=RPC_EXPECTED)
+    def search_reports(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        self.auth.require(*commands.STAFF_READ_ROLES)
+        return self.tracking.projector.search(**schemas.SearchSchema().load(filters or {}))
+
+    # ---- HTTP ----------------------------------------------------------------------------------
+
+    @http("POST", "/reports")
+    @http_errors
+    def http_open_report(self, request: Request) -> Response:
+        """POST /reports {"service_code": "bache", ..., "channel": "window"} -> 201 {folio, ...}"""
+        return json_response(self.open_report(_json(request)), 201)
+
+    @http("POST", "/reports/<string:folio>/<string:name>")
+    @http_errors
+    def http_command(self, request: Request, folio: str, name: str) -> Response:
+        """POST /reports/QRO-2026-000123/assign {"crew_id": "C-07"} -> 200 {step, version, ...}"""
+        if name in ("confirm", "dispute"):
+            return json_response(self.citizen_feedback(folio, name, _json(request)))
+        if name not in commands.COMMANDS:
+            return json_response({"errors": {"command": [f"unknown command {name!r}"]}}, 404)
+        state = commands.execute(self.tracking.app, self.auth, name, folio, _json(request))
+        return json_response(commands.state(state))
+
+    @http("GET", "/reports/<string:folio>")
+    @http_errors
+    def http_get_report(self, request: Request, folio: str) -> Response:
+        """GET /reports/QRO-2026-000123 -> the timeline (JSON). `X-Access-Token` (or ?token=)
+        opens the private view; a staff bearer token the staff view."""
+        if request.headers.get("Authorization"):
+            return json_response(_found(self.get_report_staff(folio), folio))
+        token = request.headers.get("X-Access-Token") or request.args.get("token")
+        return json_response(_found(self._view(folio, token, staff=False), folio))
+
+    @http("GET", "/reports")
+    @http_errors
+    def http_search(self, request: Request) -> Response:
+        """GET /reports?status=open&department=obras&bbox=20.5,-100.5,20.7,-100.3 (staff)"""
+        self.auth.require(*commands.STAFF_READ_ROLES)
+        filters = schemas.SearchSchema().load(request.args.to_dict())
+        return json_response({"reports": self.tracking.projector.search(**filters)})
+
+    @http("GET", "/")
+    def http_home(self, request: Request) -> Response:
+        return Response(render_lookup(request.args.get("folio")), mimetype="text/html")
+
+    @http("GET", "/seguimiento/<string:folio>")
+    def http_status_page(self, request: Request, folio: str) -> Response:
+        """The citizen's status page (HTML, Spanish)."""
+        view = self._view(folio, None, staff=False)
+        status = 200 if view else 404
+        return Response(render_status(folio, view), status=status, mimetype="text/html")
+
+    @http("GET", "/healthz")
+    def healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    @http("GET", "/readyz")
+    def readyz(self, request: Request) -> Response:
+        checks = {"store": True, "relay": True}
+        try:
+            self.tracking.app.recorder.max_notification_id()
+        except Exception:
+            checks["store"] = False
+        relay = self.tracking.relay
+        if relay is not None:
+            checks["relay_lag"] = relay.lag()
+        checks["projection_lag"] = self.tracking.projector.lag()
+        ready = checks["store"]
+        return json_response({"ready": ready, **checks}, 200 if ready else 503)
+
+    @http("GET", "/metrics")
+    def metrics_endpoint(self, request: Request) -> tuple[int, dict[str, str], bytes]:
+        EVENTS_STORED.labels(self.name).set(self.tracking.app.recorder.max_notification_id() or 0)
+        PROJECTION_LAG.labels("reports").set(self.tracking.projector.lag())
+        return exposition()
+
+    def _view(self, folio: str, access_token: str | None, staff: bool) -> dict[str, Any] | None:
+        projector = self.tracking.projector
+        if access_token and not self.tracking.app.check_access_token(folio, access_token):
+            raise PermissionError("the access token does not open this report")
+        if projector.lag():
+            projector.catch_up()  # read your own writes: a command may have landed a moment ago
+        read = projector.private_view if access_token else projector.public_view
+        return read(folio)
+
+
+def _json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says why it is not one."""
+    from marshmallow import ValidationError
+
+    try:
+        body = json.loads(request.get_data(as_text=True) or "{}")
+    except ValueError:
+        raise ValidationError({"_body": ["the body is not valid JSON"]}) from None
+    if not isinstance(body, dict):
+        raise ValidationError({"_body": ["the body must be a JSON object"]})
+    return body
+
+
+def _found(view: dict[str, Any] | None, folio: str) -> dict[str, Any]:
+    from .application import ReportNotFound
+
+    if view is None:
+        raise ReportNotFound(folio)
+    return view
