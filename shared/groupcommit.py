@@ -1,9 +1,9 @@
 """Group commit: concurrent saves share one transaction, as PostgreSQL's group commit does.
 
 Each caller queues its aggregates' new events and waits for the commit lock. Whoever holds the
-lock saves every queued item in one transaction, so while one transaction is in flight the next batch gathers. If a
-batch fails (a version conflict on one report), its items are saved one by one so that each caller
-gets its own result and only the conflicting caller retries.
+lock saves every queued item in one transaction, so while one transaction is in flight the next
+batch gathers. If a batch fails (a version conflict on one report), its items are saved one by
+one so that each caller gets its own result and only the conflicting caller retries.
 """
 
 from __future__ import annotations
