@@ -28,6 +28,8 @@ DEFAULTS = {"JWT_ISSUER": "expediente-local", "JWT_AUDIENCE": "expediente",
             "JWT_SECRET": DEVELOPMENT_SECRET, "JWT_ALGORITHMS": "HS256"}
 REQUIRED_CLAIMS = ["exp", "iat", "sub"]
 LEEWAY_SECONDS = 30  # clock skew between the identity provider and our hosts
+VERIFIED_CACHE_SIZE = 10_000
+VERIFIED_CACHE_SECONDS = 60.0
 
 
 class AuthError(Exception):
@@ -129,10 +131,24 @@ class TokenVerifier:
         # The client caches the key set and refetches it when a token names an unknown kid
         # (key rotation); a short timeout keeps a slow identity provider from holding workers.
         self._jwks_client = jwt.PyJWKClient(jwks_url, timeout=5) if jwks_url else None
+        self._verified: dict[str, tuple[Principal, float]] = {}
         self._jwks, self._public_key = _inline_keys(public_key) if public_key else (None, None)
 
     def verify(self, token: str) -> Principal:
-        """The principal a token speaks for; Unauthenticated if it does not verify."""
+        """The principal a token speaks for; Unauthenticated if it does not verify.
+
+        A verified token is remembered until it expires (at most VERIFIED_CACHE_SECONDS): a
+        client that sends the same token on every call pays for the signature check once."""
+        cached = self._verified.get(token)
+        if cached is not None and time.time() < cached[1]:
+            return cached[0]
+        principal, expires = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[token] = (principal, min(expires, time.time() + VERIFIED_CACHE_SECONDS))
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token, self._key_for(token), algorithms=self.algorithms, issuer=self.issuer,
@@ -150,7 +166,7 @@ class TokenVerifier:
             raise Unauthenticated("the identity provider's keys could not be fetched") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(f"the token is not valid: {exc}") from None
-        return self.principal_from(claims)
+        return self.principal_from(claims), float(claims["exp"])
 
     def principal_from(self, claims: Mapping[str, Any]) -> Principal:
         granted = [*_words(claims.get("roles")),

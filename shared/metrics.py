@@ -7,6 +7,7 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from werkzeug.wrappers import Response
 
 REQUEST_SECONDS = Histogram(
     "expediente_request_duration_seconds",
@@ -40,6 +41,6 @@ class RequestMetrics(DependencyProvider):
             REQUEST_ERRORS.labels(service, name, exc_info[0].__name__).inc()
 
 
-def exposition() -> tuple[int, dict[str, str], bytes]:
+def exposition() -> Response:
     """The /metrics response."""
-    return 200, {"Content-Type": CONTENT_TYPE_LATEST}, generate_latest()
+    return Response(generate_latest(), status=200, content_type=CONTENT_TYPE_LATEST)

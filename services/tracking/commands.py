@@ -19,25 +19,25 @@ FIELD = ("crew", "supervisor")
 
 @dataclass(frozen=True)
 class Command:
-    schema: type[Schema]
+    schema: Schema
     roles: tuple[str, ...]
     use_case: str
 
 
 COMMANDS: dict[str, Command] = {
-    "triage": Command(schemas.TriageSchema, ("supervisor",), "triage"),
-    "assign": Command(schemas.AssignSchema, ("supervisor",), "assign"),
-    "dispatch_crew": Command(schemas.FieldStepSchema, FIELD, "dispatch_crew"),
-    "set_en_route": Command(schemas.FieldStepSchema, FIELD, "set_en_route"),
-    "arrive": Command(schemas.FieldStepSchema, FIELD, "arrive"),
-    "add_photo": Command(schemas.PhotoSchema, (*FIELD, "operator", "system"), "add_photo"),
-    "log_materials": Command(schemas.MaterialsSchema, FIELD, "log_materials"),
-    "complete_work": Command(schemas.CompleteWorkSchema, FIELD, "complete_work"),
-    "close_report": Command(schemas.CloseSchema, ("supervisor",), "close_report"),
-    "reopen": Command(schemas.ReopenSchema, ("supervisor",), "reopen"),
-    "mark_duplicate": Command(schemas.MarkDuplicateSchema, ("supervisor", "operator"),
+    "triage": Command(schemas.TriageSchema(), ("supervisor",), "triage"),
+    "assign": Command(schemas.AssignSchema(), ("supervisor",), "assign"),
+    "dispatch_crew": Command(schemas.FieldStepSchema(), FIELD, "dispatch_crew"),
+    "set_en_route": Command(schemas.FieldStepSchema(), FIELD, "set_en_route"),
+    "arrive": Command(schemas.FieldStepSchema(), FIELD, "arrive"),
+    "add_photo": Command(schemas.PhotoSchema(), (*FIELD, "operator", "system"), "add_photo"),
+    "log_materials": Command(schemas.MaterialsSchema(), FIELD, "log_materials"),
+    "complete_work": Command(schemas.CompleteWorkSchema(), FIELD, "complete_work"),
+    "close_report": Command(schemas.CloseSchema(), ("supervisor",), "close_report"),
+    "reopen": Command(schemas.ReopenSchema(), ("supervisor",), "reopen"),
+    "mark_duplicate": Command(schemas.MarkDuplicateSchema(), ("supervisor", "operator"),
                               "mark_duplicate"),
-    "add_comment": Command(schemas.CommentSchema, ("operator", "supervisor", "crew", "system"),
+    "add_comment": Command(schemas.CommentSchema(), ("operator", "supervisor", "crew", "system"),
                            "add_comment"),
 }
 OPEN_ROLES = ("operator", "supervisor", "system")
@@ -62,7 +62,7 @@ def execute(app: TrackingApplication, auth: Any, name: str, folio: str,
     """Validate the payload (400), check the role (401/403), run the use case."""
     command = COMMANDS[name]
     principal = auth.require(*command.roles)
-    data = command.schema().load(payload or {})
+    data = command.schema.load(payload or {})
     actor = actor_for(principal, command.roles, data.pop("channel", None))
     return getattr(app, command.use_case)(folio, actor, **data)
 

@@ -21,12 +21,15 @@ APP_KEYS = (
     "PERSISTENCE_MODULE", "SQLITE_DBNAME", "SQLITE_LOCK_TIMEOUT", "POSTGRES_DBNAME",
     "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_SCHEMA",
     "POSTGRES_PRE_PING", "POSTGRES_LOCK_TIMEOUT", "POSTGRES_POOL_SIZE", "POSTGRES_MAX_OVERFLOW",
+    "POSTGRES_ENABLE_DB_FUNCTIONS",
     "FOLIO_PREFIX", "FOLIO_BLOCK_SIZE", "TIMEZONE", "CREATE_TABLE",
 )
 
 
 def app_env(config: dict[str, Any]) -> dict[str, str]:
-    return {key: str(config[key]) for key in APP_KEYS if config.get(key) not in (None, "")}
+    env = {key: str(config[key]) for key in APP_KEYS if config.get(key) not in (None, "")}
+    env.setdefault("POSTGRES_PASSWORD", "")  # trust or peer auth: eventsourcing wants the key
+    return env
 
 
 class Tracking:
@@ -57,6 +60,7 @@ class TrackingRuntime(DependencyProvider):
                                                                    "expediente.events")),
                 store=self.app.sql,
                 poll_interval=float(config.get("RELAY_POLL_INTERVAL", 1.0)),
+                coalesce=float(config.get("RELAY_COALESCE", 0.003) or 0),
                 hold_after_confirm=float(config.get("RELAY_HOLD_AFTER_CONFIRM", 0) or 0),
             )
         self._projector_wake = threading.Event()
@@ -66,9 +70,12 @@ class TrackingRuntime(DependencyProvider):
             self.app.saved_listeners.append(self.relay.wake.set)
 
     def start(self) -> None:
-        poll = float(self.container.config.get("PROJECTION_POLL_INTERVAL", 1.0))
+        config = self.container.config
+        poll = float(config.get("PROJECTION_POLL_INTERVAL", 1.0))
+        coalesce = float(config.get("PROJECTION_COALESCE", 0.1) or 0)
         self.container.spawn_managed_thread(
-            lambda: run_forever(self.projector, self._projector_wake, self._stopping, poll),
+            lambda: run_forever(self.projector, self._projector_wake, self._stopping, poll,
+                                coalesce=coalesce),
             identifier="tracking.projector",
         )
         if self.relay is not None:

@@ -42,7 +42,7 @@ class FolioCache:
         return folio
 
 
-def event_data(name: str, domain_event: Any, folio: str) -> dict[str, Any]:
+def event_data(name: str, domain_event: Any, folio: str, validate: bool = False) -> dict[str, Any]:
     """The event's public data: the schema's fields only (no token hash, no private comments)."""
     fields = SCHEMAS[name]._declared_fields
     data = {key: getattr(domain_event, key) for key in fields if hasattr(domain_event, key)}
@@ -53,15 +53,16 @@ def event_data(name: str, domain_event: Any, folio: str) -> dict[str, Any]:
         data["channel"] = domain_event.actor.channel
     if name == "comment_added" and domain_event.visibility != "public":
         data["text"] = None
-    return dump_data(name, data)
+    return dump_data(name, data, validate=validate)
 
 
 class CloudEventConverter:
     """Callable for the relay: stored notification -> CloudEvent."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, validate: bool = False) -> None:
         self._app = app
         self.folios = FolioCache(app)
+        self.validate = validate
 
     def __call__(self, notification: Any) -> CloudEvent:
         domain_event = self._app.mapper.to_domain_event(notification)
@@ -75,7 +76,7 @@ class CloudEventConverter:
             type=event_type(name),
             subject=folio,
             time=domain_event.timestamp,
-            data=event_data(name, domain_event, folio),
+            data=event_data(name, domain_event, folio, self.validate),
             sequence=str(notification.id),
             extensions={"streamversion": domain_event.originator_version},
         )

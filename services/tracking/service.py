@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nameko.rpc import rpc
 from nameko.web.handlers import http
 from prometheus_client import Gauge
 from werkzeug.wrappers import Request, Response
@@ -13,6 +12,7 @@ from werkzeug.wrappers import Request, Response
 import shared.runtime  # noqa: F401  (must come before anything that loads psycopg)
 from shared.auth import Auth
 from shared.metrics import RequestMetrics, exposition
+from shared.rpc import rpc
 
 from . import commands, schemas
 from .dependencies import TrackingRuntime
@@ -20,6 +20,9 @@ from .errors import RPC_EXPECTED, http_errors, json_response
 from .pages import render_lookup, render_status
 
 EVENTS_STORED = Gauge("expediente_events_stored", "Events in the notification log", ["service"])
+OPEN_REPORT = schemas.OpenReportSchema()
+CITIZEN_FEEDBACK = schemas.CitizenFeedbackSchema()
+SEARCH = schemas.SearchSchema()
 PROJECTION_LAG = Gauge("expediente_projection_lag_events", "Events not yet in the read models",
                        ["projection"])
 
@@ -41,7 +44,7 @@ class TrackingService:
         "description": "Bache profundo", "location": {"lat": 20.59, "long": -100.39},
         "channel": "phone_070", "sla_hours": 72}"""
         principal = self.auth.require(*commands.OPEN_ROLES)
-        data = schemas.OpenReportSchema().load(payload or {})
+        data = OPEN_REPORT.load(payload or {})
         channel = data.pop("channel")
         actor = commands.actor_for(principal, commands.OPEN_ROLES, channel)
         opened = self.tracking.app.open_report(actor=actor, **data)
@@ -63,7 +66,7 @@ class TrackingService:
     @rpc(expected_exceptions=RPC_EXPECTED)
     def citizen_feedback(self, folio: str, verdict: str, payload: dict[str, Any]) -> dict:
         """The citizen says whether it was really fixed (`confirm` or `dispute`)."""
-        data = schemas.CitizenFeedbackSchema().load(payload or {})
+        data = CITIZEN_FEEDBACK.load(payload or {})
         app = self.tracking.app
         use_case = {"confirm": app.citizen_confirm, "dispute": app.citizen_dispute}[verdict]
         return commands.state(use_case(folio, data.pop("access_token"), **data))
@@ -87,7 +90,7 @@ class TrackingService:
     @rpc(expected_exceptions=RPC_EXPECTED)
     def search_reports(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         self.auth.require(*commands.STAFF_READ_ROLES)
-        return self.tracking.projector.search(**schemas.SearchSchema().load(filters or {}))
+        return self.tracking.projector.search(**SEARCH.load(filters or {}))
 
     # ---- HTTP ----------------------------------------------------------------------------------
 
@@ -123,7 +126,7 @@ class TrackingService:
     def http_search(self, request: Request) -> Response:
         """GET /reports?status=open&department=obras&bbox=20.5,-100.5,20.7,-100.3 (staff)"""
         self.auth.require(*commands.STAFF_READ_ROLES)
-        filters = schemas.SearchSchema().load(request.args.to_dict())
+        filters = SEARCH.load(request.args.to_dict())
         return json_response({"reports": self.tracking.projector.search(**filters)})
 
     @http("GET", "/")
@@ -156,9 +159,11 @@ class TrackingService:
         return json_response({"ready": ready, **checks}, 200 if ready else 503)
 
     @http("GET", "/metrics")
-    def metrics_endpoint(self, request: Request) -> tuple[int, dict[str, str], bytes]:
+    def metrics_endpoint(self, request: Request) -> Response:
         EVENTS_STORED.labels(self.name).set(self.tracking.app.recorder.max_notification_id() or 0)
         PROJECTION_LAG.labels("reports").set(self.tracking.projector.lag())
+        if self.tracking.relay is not None:
+            self.tracking.relay.lag()  # refreshes its gauge
         return exposition()
 
     def _view(self, folio: str, access_token: str | None, staff: bool) -> dict[str, Any] | None:

@@ -179,7 +179,10 @@ def test_health_readiness_and_metrics(tracking):
     assert requests.get(f"{tracking.url}/healthz").status_code == 200
     ready = requests.get(f"{tracking.url}/readyz")
     assert ready.status_code == 200 and ready.json()["store"] is True
-    metrics = requests.get(f"{tracking.url}/metrics").text
+    response = requests.get(f"{tracking.url}/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    metrics = response.text
     for name in ("expediente_events_stored", "expediente_relay_events_published_total",
                  "expediente_relay_lag_events", "expediente_projection_lag_events",
                  "expediente_request_duration_seconds_bucket"):
