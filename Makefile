@@ -22,7 +22,7 @@ test: install
 
 bench: install
 	bash deploy/local/ensure-infra.sh
-	PSYCOPG_WAIT_FUNC=wait_select $(PY) bench/bench_tracking.py
+	PSYCOPG_WAIT_FUNC=wait_select $(PY) -m bench.bench_tracking
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,14 +1,23 @@
 """Benchmark tracking on PostgreSQL: RPC and HTTP throughput, raw append rate, save→publish
 latency, projection rebuild rate and memory. Prints figures; asserts nothing.
 
-    make bench            (or: .venv/bin/python bench/bench_tracking.py --reports 3000)
+    make bench            (or: .venv/bin/python -m bench.bench_tracking --reports 4000)
+
+Load comes from bench/lean_rpc.py (nameko's wire protocol, ~0.5 ms of client CPU per call)
+because client, service, RabbitMQ and PostgreSQL share the machine's two cores; nameko's own
+ClusterRpcProxy figure is printed too, for reference. "2x" runs two tracking replicas (one leads
+the relay and projector, see shared/leadership.py), as the Kubernetes Deployment does.
 """
 
 from __future__ import annotations
 
+# isort: off
 import eventlet
 
 eventlet.monkey_patch()
+
+import shared.runtime  # noqa: E402,F401  (before psycopg loads: green waits)
+# isort: on
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
@@ -28,7 +37,7 @@ from eventsourcing.application import Application  # noqa: E402
 from eventsourcing.domain import Aggregate  # noqa: E402
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
-import shared.runtime  # noqa: E402,F401
+from bench.lean_rpc import LeanRpc  # noqa: E402
 from shared.auth import mint_token  # noqa: E402
 from shared.cloudevents import CloudEvent  # noqa: E402
 
@@ -96,20 +105,32 @@ def start_tracking(schema: str, exchange: str, port: int) -> subprocess.Popen:
     raise SystemExit("tracking did not start")
 
 
-def rpc_rate(count: int, window: int, make_call) -> float:
-    """Pipelined RPC: keep `window` calls in flight from one client."""
-    token = mint_token("bench", ("operator", "supervisor"))
+def proxy_rate(count: int, window: int) -> float:
+    """For reference: nameko's own ClusterRpcProxy (about 1 ms of client CPU per call)."""
+    token = mint_token("bench", ("operator",))
     with ClusterRpcProxy({"AMQP_URI": AMQP}, context_data={"authorization": f"Bearer {token}"},
                          timeout=60) as rpc:
         started = time.perf_counter()
         pending = []
-        for i in range(count):
-            pending.append(make_call(rpc, i))
+        for _ in range(count):
+            pending.append(rpc.tracking.open_report.call_async(POTHOLE))
             if len(pending) >= window:
                 pending.pop(0).result()
         for reply in pending:
             reply.result()
         return count / (time.perf_counter() - started)
+
+
+def lean_rate(calls: list[tuple[str, str, tuple]], window: int, roles=("operator",)) -> tuple:
+    """Pipelined calls through the lean client; returns (rate, answers)."""
+    token = mint_token("bench", roles)
+    client = LeanRpc(AMQP, {"authorization": f"Bearer {token}"})
+    try:
+        started = time.perf_counter()
+        answers = client.pipeline(calls, window)
+        return len(calls) / (time.perf_counter() - started), answers
+    finally:
+        client.close()
 
 
 def http_rate(port: int, count: int, concurrency: int) -> float:
@@ -130,7 +151,7 @@ def http_rate(port: int, count: int, concurrency: int) -> float:
 
 
 def publish_latency(exchange: str, rate: float, seconds: float) -> tuple[float, float, int]:
-    """Open reports at `rate`/s; latency = RabbitMQ delivery time - the event's save time."""
+    """Open reports at `rate`/s; latency = delivery on RabbitMQ - the event's save time."""
     queue = kombu.Queue(f"bench.latency.{uuid.uuid4().hex[:6]}",
                         kombu.Exchange(exchange, type="topic", durable=True),
                         routing_key="mx.expediente.report.opened", auto_delete=True)
@@ -142,25 +163,23 @@ def publish_latency(exchange: str, rate: float, seconds: float) -> tuple[float, 
         message.ack()
 
     total = int(rate * seconds)
+    client = LeanRpc(AMQP, {"authorization": f"Bearer {mint_token('bench', ('operator',))}"})
     with kombu.Connection(AMQP) as conn, conn.Consumer([queue], callbacks=[on_message],
                                                        accept=None):
-        token = mint_token("bench", ("operator",))
-        with ClusterRpcProxy({"AMQP_URI": AMQP},
-                             context_data={"authorization": f"Bearer {token}"}) as rpc:
-            started = time.perf_counter()
-            replies = []
-            for i in range(total):
-                due = started + i / rate
-                while time.perf_counter() < due:
-                    with contextlib.suppress(TimeoutError):
-                        conn.drain_events(timeout=max(0.0005, due - time.perf_counter()))
-                replies.append(rpc.tracking.open_report.call_async(POTHOLE))
-            for reply in replies:
-                reply.result()
+        started = time.perf_counter()
+        sent = []
+        for i in range(total):
+            due = started + i / rate
+            while time.perf_counter() < due:
+                with contextlib.suppress(TimeoutError):
+                    conn.drain_events(timeout=max(0.0005, due - time.perf_counter()))
+            sent.append(client.send("tracking", "open_report", POTHOLE))
+        client.wait(sent)
         deadline = time.monotonic() + 10
         while len(latencies) < total and time.monotonic() < deadline:
             with contextlib.suppress(TimeoutError):
                 conn.drain_events(timeout=0.5)
+    client.close()
     latencies.sort()
     p50 = latencies[len(latencies) // 2]
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
@@ -189,50 +208,58 @@ def rebuild(schema: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--reports", type=int, default=3000)
+    parser.add_argument("--reports", type=int, default=4000)
     parser.add_argument("--window", type=int, default=64)
-    parser.add_argument("--raw", type=int, default=2000)
+    parser.add_argument("--raw", type=int, default=3000)
     args = parser.parse_args()
-    tag = uuid.uuid4().hex[:6]
-    raw_schema, schema, exchange = f"bench_raw_{tag}", f"bench_{tag}", f"bench.events.{tag}"
-    create_schema(raw_schema)
-    create_schema(schema)
-    port = 18001
-    service = start_tracking(schema, exchange, port)
     figures: dict[str, float] = {}
+    tag = uuid.uuid4().hex[:6]
+    raw_schema = f"bench_raw_{tag}"
+    create_schema(raw_schema)
     try:
         figures["raw_append_per_s"] = raw_append_rate(raw_schema, args.raw)
-        rpc_rate(200, args.window, lambda rpc, i: rpc.tracking.open_report.call_async(POTHOLE))
-        figures["rpc_open_per_s"] = rpc_rate(
-            args.reports, args.window,
-            lambda rpc, i: rpc.tracking.open_report.call_async(POTHOLE))
-        folios = []
-        token = mint_token("bench", ("operator",))
-        with ClusterRpcProxy({"AMQP_URI": AMQP},
-                             context_data={"authorization": f"Bearer {token}"}) as rpc:
-            replies = [rpc.tracking.open_report.call_async(POTHOLE) for _ in range(500)]
-            folios = [r.result()["folio"] for r in replies]
-        figures["rpc_field_step_per_s"] = rpc_rate(
-            len(folios), args.window,
-            lambda rpc, i: rpc.tracking.run_command.call_async(
-                "assign", folios[i], {"crew_id": "C-01"}))
-        figures["http_open_per_s"] = http_rate(port, 1000, 20)
-        p50, p99, seen = publish_latency(exchange, rate=200, seconds=10)
-        figures["save_to_publish_p50_ms"] = p50 * 1000
-        figures["save_to_publish_p99_ms"] = p99 * 1000
-        figures["latency_samples"] = seen
-        figures["tracking_rss_mb"], figures["tracking_peak_rss_mb"] = rss_mb(service.pid)
-        result = rebuild(schema)
-        figures["rebuild_events"] = result["events"]
-        figures["rebuild_events_per_s"] = result["events_per_second"]
-        figures["rebuild_peak_rss_mb"] = result["peak_rss_mb"]
     finally:
-        os.killpg(service.pid, signal.SIGTERM)
-        service.wait(timeout=30)
         drop_schema(raw_schema)
-        drop_schema(schema)
-    figures["rpc_open_vs_raw_ratio"] = figures["rpc_open_per_s"] / figures["raw_append_per_s"]
+    open_call = ("tracking", "open_report", (POTHOLE,))
+    for replicas in (1, 2):
+        schema, exchange = f"bench_{tag}_{replicas}", f"bench.events.{tag}.{replicas}"
+        create_schema(schema)
+        services = [start_tracking(schema, exchange, 18001 + i) for i in range(replicas)]
+        key = f"{replicas}x"
+        try:
+            lean_rate([open_call] * 300, args.window)  # warm up
+            figures[f"rpc_open_per_s_{key}"], opened = lean_rate(
+                [open_call] * args.reports, args.window)
+            folios = [answer["folio"] for answer in opened[:2000]]
+            figures[f"rpc_field_step_per_s_{key}"], _ = lean_rate(
+                [("tracking", "run_command", ("assign", f, {"crew_id": "C-01"}))
+                 for f in folios], args.window, roles=("supervisor",))
+            if replicas == 1:
+                figures["rpc_open_per_s_1x_nameko_proxy"] = proxy_rate(1500, args.window)
+                figures["http_open_per_s_1x"] = http_rate(18001, 1500, 20)
+            p50, p99, seen = publish_latency(exchange, rate=200, seconds=10)
+            figures[f"save_to_publish_p50_ms_{key}"] = p50 * 1000
+            figures[f"save_to_publish_p99_ms_{key}"] = p99 * 1000
+            figures[f"latency_samples_{key}"] = seen
+            for i, service in enumerate(services):
+                figures[f"tracking_{key}_{i}_rss_mb"], figures[f"tracking_{key}_{i}_peak_mb"] = \
+                    rss_mb(service.pid)
+            if replicas == 2:
+                result = rebuild(schema)
+                figures["rebuild_events"] = result["events"]
+                figures["rebuild_events_per_s"] = result["events_per_second"]
+                figures["rebuild_peak_rss_mb"] = result["peak_rss_mb"]
+        finally:
+            for service in services:
+                os.killpg(service.pid, signal.SIGTERM)
+            for service in services:
+                service.wait(timeout=30)
+            drop_schema(schema)
+    for key in ("1x", "2x"):
+        figures[f"rpc_open_vs_raw_ratio_{key}"] = (
+            figures[f"rpc_open_per_s_{key}"] / figures["raw_append_per_s"])
     width = max(map(len, figures))
+    print()
     for name, value in figures.items():
         print(f"{name:<{width}}  {value:10.1f}")
 

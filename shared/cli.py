@@ -6,9 +6,12 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from typing import Any
 
 from shared import auth
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 
 def call(args: argparse.Namespace) -> int:
@@ -16,6 +19,7 @@ def call(args: argparse.Namespace) -> int:
     import eventlet
 
     eventlet.monkey_patch()
+    from nameko.exceptions import RemoteError
     from nameko.standalone.rpc import ClusterRpcProxy
 
     token = args.token or auth.mint_token(
@@ -25,7 +29,11 @@ def call(args: argparse.Namespace) -> int:
     config = {"AMQP_URI": args.amqp_uri}
     with ClusterRpcProxy(config, context_data={"authorization": f"Bearer {token}"},
                          timeout=args.timeout) as rpc:
-        result = getattr(getattr(rpc, args.service), args.method)(*params)
+        try:
+            result = getattr(getattr(rpc, args.service), args.method)(*params)
+        except RemoteError as exc:
+            print(f"{exc.exc_type}: {exc.value}", file=sys.stderr)
+            return 1
     print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     return 0
 
@@ -39,8 +47,19 @@ def _value(text: str) -> Any:
 
 
 def dead_letters(args: argparse.Namespace) -> int:
+    from amqp.exceptions import NotFound
+
     from shared.consumer import list_dead_letters, replay_dead_letters
 
+    try:
+        return _dead_letters(args, list_dead_letters, replay_dead_letters)
+    except NotFound:
+        print(f"no queue {args.queue!r} (nor {args.queue}.dead) on this broker", file=sys.stderr)
+        return 2
+
+
+def _dead_letters(args: argparse.Namespace, list_dead_letters: Any,
+                  replay_dead_letters: Any) -> int:
     if args.replay:
         print(f"replayed {replay_dead_letters(args.amqp_uri, args.queue, limit=args.limit)}")
     else:

@@ -176,6 +176,8 @@ class OutboxRelay:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._position: int | None = None  # known after the first round; only we move it
+        # Set while this replica leads (see shared.leadership); None: always lead.
+        self.leading: threading.Event | None = None
         with store.transaction() as tx:
             tx.execute(POSITIONS_DDL)
             tx.execute(
@@ -229,6 +231,10 @@ class OutboxRelay:
         """Loop until stopped: publish, then sleep until a save wakes us or the poll interval."""
         backoff = 0.1
         while not self.stopping.is_set():
+            if self.leading is not None and not self.leading.is_set():
+                self._position = None  # another replica may have moved it meanwhile
+                self.leading.wait(self.poll_interval)
+                continue
             try:
                 published = self.publish_pending()
             except Exception as exc:

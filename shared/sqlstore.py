@@ -141,16 +141,16 @@ class PostgresStore(SqlStore):
         if schema:
             options += f" -c search_path={schema}"
         self.schema = schema
+        self.conninfo = {
+            "dbname": dbname,
+            "host": host,
+            "port": port,
+            "user": user,
+            "password": password or None,
+            "options": options,
+        }
         self._pool = ConnectionPool(
-            kwargs={
-                "dbname": dbname,
-                "host": host,
-                "port": port,
-                "user": user,
-                "password": password or None,
-                "options": options,
-                "autocommit": False,
-            },
+            kwargs={**self.conninfo, "autocommit": False},
             min_size=1,
             max_size=pool_size,
             check=ConnectionPool.check_connection,  # pre-ping: a dead connection is replaced
@@ -162,6 +162,12 @@ class PostgresStore(SqlStore):
     def transaction(self) -> Iterator[Tx]:
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
             yield Tx(cursor, self.dialect)
+
+    def connect(self) -> Any:
+        """A dedicated autocommit connection, outside the pool (for locks held and LISTEN)."""
+        import psycopg
+
+        return psycopg.connect(**self.conninfo, autocommit=True, connect_timeout=5)
 
     def close(self) -> None:
         self._pool.close()

@@ -8,6 +8,7 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
+from shared.leadership import leadership_for
 from shared.outbox import OutboxRelay, Publisher
 
 from .application import TrackingApplication
@@ -36,10 +37,11 @@ class Tracking:
     """What a worker gets: the application, the projector (views) and the relay."""
 
     def __init__(self, app: TrackingApplication, projector: ReportProjector,
-                 relay: OutboxRelay | None) -> None:
+                 relay: OutboxRelay | None, leading: threading.Event) -> None:
         self.app = app
         self.projector = projector
         self.relay = relay
+        self.leading = leading
 
 
 class TrackingRuntime(DependencyProvider):
@@ -65,17 +67,29 @@ class TrackingRuntime(DependencyProvider):
             )
         self._projector_wake = threading.Event()
         self._stopping = threading.Event()
-        self.app.saved_listeners.append(self._projector_wake.set)
+        self.app.saved_listeners.append(self._wake)
+        self.leadership = leadership_for(
+            self.app.sql, self.app.name, on_wake=self._wake,
+            channel=getattr(self.app.recorder, "channel_name", None),
+            poll_interval=float(config.get("LEADERSHIP_POLL_INTERVAL", 1.0)),
+        )
         if self.relay is not None:
-            self.app.saved_listeners.append(self.relay.wake.set)
+            self.relay.leading = self.leadership.leading
+
+    def _wake(self) -> None:
+        """A save here, or (as leader) a NOTIFY from any replica's save."""
+        self._projector_wake.set()
+        if self.relay is not None:
+            self.relay.wake.set()
 
     def start(self) -> None:
         config = self.container.config
         poll = float(config.get("PROJECTION_POLL_INTERVAL", 1.0))
         coalesce = float(config.get("PROJECTION_COALESCE", 0.1) or 0)
+        self.container.spawn_managed_thread(self.leadership.run, identifier="tracking.leader")
         self.container.spawn_managed_thread(
             lambda: run_forever(self.projector, self._projector_wake, self._stopping, poll,
-                                coalesce=coalesce),
+                                coalesce=coalesce, leading=self.leadership.leading),
             identifier="tracking.projector",
         )
         if self.relay is not None:
@@ -83,6 +97,7 @@ class TrackingRuntime(DependencyProvider):
 
     def stop(self) -> None:
         self._stopping.set()
+        self.leadership.stop()
         self._projector_wake.set()
         if self.relay is not None:
             self.relay.stop()
@@ -92,4 +107,4 @@ class TrackingRuntime(DependencyProvider):
         self.stop()
 
     def get_dependency(self, worker_ctx: Any) -> Tracking:
-        return Tracking(self.app, self.projector, self.relay)
+        return Tracking(self.app, self.projector, self.relay, self.leadership.leading)

@@ -65,11 +65,10 @@ INDEXES = {
     "report_views_due": "due_at",
     "report_views_point": "lat, long",
 }
-UPSERT = (
-    f"INSERT INTO report_views ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
-    f"ON CONFLICT (folio) DO UPDATE SET "
-    + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "folio")
-)
+UPSERT_ROW = f"({', '.join(['%s'] * len(COLUMNS))})"
+UPSERT_TAIL = " ON CONFLICT (folio) DO UPDATE SET " + ", ".join(
+    f"{c} = excluded.{c}" for c in COLUMNS if c != "folio")
+UPSERT_CHUNK = 500  # rows per statement: 14,000 parameters, under both databases' limits
 ORDERS = {
     "opened_at desc": "opened_at DESC, folio DESC",
     "opened_at asc": "opened_at ASC, folio ASC",
@@ -181,7 +180,7 @@ class ReportProjector:
                                 self.name, name, event.originator_version)
                 elif event.originator_version > row["version"]:
                     evolve(row, name, event)
-            tx.executemany(UPSERT, [tuple(rows[k][c] for c in COLUMNS) for k in sorted(rows)])
+            _upsert(tx, [rows[key] for key in sorted(rows)])
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -282,6 +281,18 @@ def _create_indexes(tx: Tx) -> None:
         tx.execute(f"CREATE INDEX IF NOT EXISTS {index} ON report_views ({columns})")
 
 
+def _upsert(tx: Tx, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write rows with multi-row upserts: one statement per chunk, not one per row (the keys
+    are distinct, as one statement requires)."""
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        chunk = rows[start:start + UPSERT_CHUNK]
+        tx.execute(
+            f"INSERT INTO report_views ({', '.join(COLUMNS)}) VALUES "
+            + ", ".join([UPSERT_ROW] * len(chunk)) + UPSERT_TAIL,
+            [row[column] for row in chunk for column in COLUMNS],
+        )
+
+
 def _load(tx: Tx, key: str, values: Iterable[str]) -> list[dict[str, Any]]:
     """Rows in their stored form (JSON columns as text), found by folio or report id."""
     values, rows = list(values), []
@@ -305,12 +316,17 @@ def _iso_param(value: datetime | str) -> str:
 
 def run_forever(projector: ReportProjector, wake_event: threading.Event,
                 stop_event: threading.Event, poll_interval: float = 1.0,
-                max_backoff: float = 30.0, coalesce: float = 0.02) -> None:
+                max_backoff: float = 30.0, coalesce: float = 0.02,
+                leading: threading.Event | None = None) -> None:
     """Catch up whenever a save wakes us (or every poll_interval) until stopped; a failed round
     is logged and retried with backoff, so the loop never dies silently. Fit for a green thread.
-    `coalesce` trades a few milliseconds of view freshness for far fewer rounds under load."""
+    `coalesce` trades a few milliseconds of view freshness for far fewer rounds under load;
+    `leading`, when given, pauses the loop while another replica leads."""
     backoff = min(0.5, max_backoff)
     while not stop_event.is_set():
+        if leading is not None and not leading.is_set():  # another replica keeps the views
+            leading.wait(poll_interval)
+            continue
         wake_event.clear()  # before catching up, so a save during the round wakes the next one
         try:
             projector.catch_up()

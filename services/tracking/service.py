@@ -146,7 +146,7 @@ class TrackingService:
 
     @http("GET", "/readyz")
     def readyz(self, request: Request) -> Response:
-        checks = {"store": True, "relay": True}
+        checks: dict[str, Any] = {"store": True, "leader": self.tracking.leading.is_set()}
         try:
             self.tracking.app.recorder.max_notification_id()
         except Exception:

@@ -1,0 +1,61 @@
+"""Two tracking replicas on one PostgreSQL: one leads the relay; the other takes over if it dies."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from shared.auth import mint_token
+from tests.conftest import unique
+from tests.support import EventListener, ServiceProcess, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+POTHOLE = {
+    "service_code": "bache", "service_name": "Bache", "department": "obras_publicas",
+    "description": "Bache en la esquina", "location": {"lat": 20.59, "long": -100.39},
+    "channel": "app",
+}
+
+
+def open_report(replica: ServiceProcess) -> str:
+    token = mint_token("op", ("operator",))
+    response = requests.post(f"{replica.url}/reports", json=POTHOLE,
+                             headers={"Authorization": f"Bearer {token}"}, timeout=20)
+    assert response.status_code == 201, response.text
+    return response.json()["folio"]
+
+
+def leads(replica: ServiceProcess) -> bool:
+    return requests.get(f"{replica.url}/readyz", timeout=5).json()["leader"]
+
+
+def test_one_replica_publishes_and_the_other_takes_over_when_it_is_killed(
+        pg_env, amqp_uri, exchange_name):
+    listener = EventListener(amqp_uri, exchange_name, unique("test.listener"))
+    env = {"PERSISTENCE_MODULE": "eventsourcing.postgres",
+           "TRACKING_POSTGRES_DBNAME": pg_env["POSTGRES_DBNAME"],
+           "TRACKING_POSTGRES_SCHEMA": pg_env["POSTGRES_SCHEMA"],
+           "POSTGRES_USER": pg_env["POSTGRES_USER"], "EVENTS_EXCHANGE": exchange_name,
+           "LEADERSHIP_POLL_INTERVAL": "0.2", "RELAY_POLL_INTERVAL": "5"}
+    first = ServiceProcess("tracking", env).start()
+    second = ServiceProcess("tracking", env).start()
+    try:
+        wait_for(lambda: leads(first) or leads(second), message="a leader")
+        assert leads(first) != leads(second)
+        folios = [open_report(replica) for replica in (first, second) * 10]
+        # The standby's saves reach the leader's relay through NOTIFY, not its 5 s poll.
+        wait_for(lambda: {e.subject for e in listener.received} >= set(folios),
+                 message="every report published by the leader")
+        assert len(listener.ids()) == len(set(listener.ids())) == 20  # nobody published twice
+
+        leader, standby = (first, second) if leads(first) else (second, first)
+        leader.kill9()
+        wait_for(lambda: leads(standby), message="the standby to take over")
+        more = [open_report(standby) for _ in range(5)]
+        wait_for(lambda: {e.subject for e in listener.received} >= set(folios + more),
+                 message="reports opened after the failover")
+    finally:
+        first.stop()
+        second.stop()
+        listener.close()
