@@ -9,9 +9,9 @@ import sys
 import warnings
 from typing import Any
 
-from shared import auth
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # before nameko loads
 
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+from shared import auth  # noqa: E402
 
 
 def call(args: argparse.Namespace) -> int:
