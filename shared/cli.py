@@ -38,6 +38,29 @@ def call(args: argparse.Namespace) -> int:
     return 0
 
 
+def watch(args: argparse.Namespace) -> int:
+    """Print every CloudEvent published to the events exchange, as it arrives (Ctrl-C stops)."""
+    import kombu
+
+    exchange = kombu.Exchange(args.exchange, type="topic", durable=True)
+    queue = kombu.Queue("", exchange, routing_key=args.pattern, exclusive=True, auto_delete=True)
+
+    def show(body: Any, message: Any) -> None:
+        event = json.loads(message.body)
+        print(json.dumps(event, indent=None if args.compact else 2, ensure_ascii=False),
+              flush=True)
+        message.ack()
+
+    with kombu.Connection(args.amqp_uri) as conn, conn.Consumer(
+            [queue], callbacks=[show], accept=["application/cloudevents+json", "json"]):
+        print(f"watching {args.exchange} for {args.pattern} (Ctrl-C stops)", file=sys.stderr)
+        try:
+            while True:
+                conn.drain_events()
+        except KeyboardInterrupt:
+            return 0
+
+
 def _value(text: str) -> Any:
     """A JSON argument decoded, anything else as the plain string (a folio, a command name)."""
     try:
@@ -89,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token", help="use this bearer token instead of minting one")
     p.add_argument("--timeout", type=float, default=30)
     p.set_defaults(func=call)
+
+    p = sub.add_parser("watch", help="print the CloudEvents published on RabbitMQ as they come")
+    p.add_argument("--exchange", default=os.environ.get("EVENTS_EXCHANGE", "expediente.events"))
+    p.add_argument("--pattern", default="mx.expediente.report.#")
+    p.add_argument("--compact", action="store_true", help="one event per line")
+    p.set_defaults(func=watch)
 
     p = sub.add_parser("dead-letters", help="list (or --replay) a consumer's parked messages")
     p.add_argument("queue", help="the consumer's queue, e.g. notifications.handle_report_event")
