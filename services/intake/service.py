@@ -1,0 +1,45 @@
+"""IntakeService: the front door's HTTP entrypoints (Open311, portal, chatbot, app API, staff).
+
+Each door is a mixin in its own module; this class declares the dependencies they share."""
+
+from __future__ import annotations
+
+from nameko.web.handlers import http
+from werkzeug.wrappers import Request, Response
+
+import shared.runtime  # noqa: F401  (must come before anything that loads psycopg)
+from shared.auth import Auth
+from shared.metrics import RequestMetrics, exposition
+
+# Imported as modules, not classes: `nameko run` takes every class in this module that has
+# entrypoints for a service, and the mixins are not services.
+from . import api, chatbot_http, open311_http, portal
+from .dependencies import IntakeRuntime
+from .errors import json_response
+
+
+class IntakeService(open311_http.Open311Api, portal.PortalPages, chatbot_http.ChatbotWebhook,
+                    api.AppApi, api.StaffApi):
+    name = "intake"
+
+    intake = IntakeRuntime()
+    auth = Auth()
+    metrics = RequestMetrics()
+
+    @http("GET", "/healthz")
+    def healthz(self, request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    @http("GET", "/readyz")
+    def readyz(self, request: Request) -> Response:
+        checks = {"store": True, "catalog": 0}
+        try:
+            checks["catalog"] = len(self.intake.catalog())
+        except Exception:
+            checks["store"] = False
+        ready = checks["store"]
+        return json_response({"ready": ready, **checks}, 200 if ready else 503)
+
+    @http("GET", "/metrics")
+    def metrics_endpoint(self, request: Request) -> Response:
+        return exposition()

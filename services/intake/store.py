@@ -1,0 +1,147 @@
+"""Intake's own tables: the service catalog, submissions (idempotency keys, Open311 tokens) and
+chatbot conversations. Same database family as every service: SQLite by default, PostgreSQL in
+production, chosen by environment through shared.sqlstore."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.sqlstore import SqlStore
+
+from .catalog import ServiceDefinition
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS intake_services (code TEXT PRIMARY KEY, definition TEXT NOT NULL,"
+    " active INTEGER NOT NULL, updated_at TEXT NOT NULL)",
+    # One row per submission whatever the channel: the idempotency key (the app's own, or one we
+    # make), the Open311 token, and once tracking answered, the folio and the answer we gave.
+    "CREATE TABLE IF NOT EXISTS intake_submissions (idempotency_key TEXT PRIMARY KEY,"
+    " fingerprint TEXT NOT NULL, token TEXT NOT NULL UNIQUE, channel TEXT NOT NULL,"
+    " state TEXT NOT NULL, folio TEXT, response TEXT, created_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS intake_submissions_folio ON intake_submissions (folio)",
+    "CREATE TABLE IF NOT EXISTS intake_conversations (sender TEXT PRIMARY KEY,"
+    " state TEXT NOT NULL, updated_at TEXT NOT NULL)",
+)
+CATALOG_TTL = 5.0  # seconds another replica's catalog edit may take to show here
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What claiming an idempotency key found: `new` (go ahead), `done` (answer `response`
+    again), `pending` (the first attempt is still running) or `mismatch` (same key, other body)."""
+
+    outcome: str
+    token: str | None = None
+    response: dict[str, Any] | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class IntakeStore:
+    def __init__(self, sql: SqlStore) -> None:
+        self.sql = sql
+        with sql.transaction() as tx:
+            for statement in DDL:
+                tx.execute(statement)
+        self._catalog: dict[str, ServiceDefinition] | None = None
+        self._catalog_read = 0.0
+
+    # ---- catalog ------------------------------------------------------------------------------
+
+    def services(self) -> dict[str, ServiceDefinition]:
+        """Every definition by code, active or not (cached for a few seconds)."""
+        if self._catalog is None or time.monotonic() - self._catalog_read > CATALOG_TTL:
+            with self.sql.transaction() as tx:
+                rows = tx.execute("SELECT definition FROM intake_services").fetchall()
+            self._catalog = {d.code: d for d in (
+                ServiceDefinition.from_dict(json.loads(row[0])) for row in rows)}
+            self._catalog_read = time.monotonic()
+        return self._catalog
+
+    def put_service(self, definition: ServiceDefinition) -> None:
+        row = (definition.code, json.dumps(definition.as_dict(), ensure_ascii=False),
+               1 if definition.active else 0, _now())
+        with self.sql.transaction() as tx:
+            tx.execute("INSERT INTO intake_services (code, definition, active, updated_at) "
+                       "VALUES (%s, %s, %s, %s) ON CONFLICT (code) DO UPDATE SET "
+                       "definition = excluded.definition, active = excluded.active, "
+                       "updated_at = excluded.updated_at", row)
+        self._catalog = None
+
+    def seed(self, definitions: list[ServiceDefinition]) -> int:
+        """Load the definitions whose code is not in the catalog yet; returns how many."""
+        rows = [(d.code, json.dumps(d.as_dict(), ensure_ascii=False), 1, _now())
+                for d in definitions]
+        with self.sql.transaction() as tx:
+            before = tx.execute("SELECT COUNT(*) FROM intake_services").fetchone()[0]
+            tx.executemany("INSERT INTO intake_services (code, definition, active, updated_at) "
+                           "VALUES (%s, %s, %s, %s) ON CONFLICT (code) DO NOTHING", rows)
+            after = tx.execute("SELECT COUNT(*) FROM intake_services").fetchone()[0]
+        self._catalog = None
+        return int(after) - int(before)
+
+    # ---- submissions --------------------------------------------------------------------------
+
+    def claim(self, key: str, fingerprint: str, channel: str, token: str) -> Claim:
+        """Take the idempotency key for this submission, or say who has it."""
+        with self.sql.transaction() as tx:
+            tx.execute("INSERT INTO intake_submissions (idempotency_key, fingerprint, token, "
+                       "channel, state, created_at) VALUES (%s, %s, %s, %s, 'pending', %s) "
+                       "ON CONFLICT (idempotency_key) DO NOTHING",
+                       (key, fingerprint, token, channel, _now()))
+            if tx.rowcount == 1:
+                return Claim("new", token)
+            row = tx.execute("SELECT fingerprint, token, state, response FROM intake_submissions "
+                             "WHERE idempotency_key = %s", (key,)).fetchone()
+        if row is None:  # released between our insert and select: let the caller try again
+            return Claim("pending")
+        stored_fingerprint, stored_token, state, response = row
+        if stored_fingerprint != fingerprint:
+            return Claim("mismatch", stored_token)
+        if state != "done":
+            return Claim("pending", stored_token)
+        return Claim("done", stored_token, json.loads(response))
+
+    def complete(self, key: str, folio: str, response: dict[str, Any]) -> None:
+        with self.sql.transaction() as tx:
+            tx.execute("UPDATE intake_submissions SET state = 'done', folio = %s, response = %s "
+                       "WHERE idempotency_key = %s",
+                       (folio, json.dumps(response, ensure_ascii=False), key))
+
+    def release(self, key: str) -> None:
+        """The submission failed before tracking opened a report: the key is free again."""
+        with self.sql.transaction() as tx:
+            tx.execute("DELETE FROM intake_submissions WHERE idempotency_key = %s "
+                       "AND state = 'pending'", (key,))
+
+    def folio_for_token(self, token: str) -> tuple[bool, str | None]:
+        """(known, folio): an Open311 token we issued, and its folio once there is one."""
+        with self.sql.transaction() as tx:
+            row = tx.execute("SELECT folio FROM intake_submissions WHERE token = %s",
+                             (token,)).fetchone()
+        return (False, None) if row is None else (True, row[0])
+
+    # ---- chatbot conversations ----------------------------------------------------------------
+
+    def conversation(self, sender: str) -> dict[str, Any] | None:
+        with self.sql.transaction() as tx:
+            row = tx.execute("SELECT state FROM intake_conversations WHERE sender = %s",
+                             (sender,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def save_conversation(self, sender: str, state: dict[str, Any] | None) -> None:
+        """Store the conversation's state; None ends it."""
+        with self.sql.transaction() as tx:
+            if state is None:
+                tx.execute("DELETE FROM intake_conversations WHERE sender = %s", (sender,))
+                return
+            tx.execute("INSERT INTO intake_conversations (sender, state, updated_at) "
+                       "VALUES (%s, %s, %s) ON CONFLICT (sender) DO UPDATE SET "
+                       "state = excluded.state, updated_at = excluded.updated_at",
+                       (sender, json.dumps(state, ensure_ascii=False), _now()))
