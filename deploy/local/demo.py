@@ -1,4 +1,5 @@
-"""Demo data for `make run`: a few reports around Querétaro at different steps, through RPC."""
+"""Demo data for `make run`: a few reports around Querétaro, opened through intake (the 070 line,
+the app, a window) and moved through their steps by tracking's RPC."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import eventlet
 
 eventlet.monkey_patch()
 
+import json  # noqa: E402
 import os  # noqa: E402
+import urllib.request  # noqa: E402
+import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
@@ -17,14 +21,33 @@ ROOT = Path(__file__).resolve().parents[2]
 MARKER = ROOT / "var" / "demo-loaded"
 CONFIG = {"AMQP_URI": os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")}
 
+INTAKE = os.environ.get("INTAKE_URL", "http://127.0.0.1:8000")
+# (door, body): reports come in through intake, as citizens and operators send them.
 REPORTS = [
-    ("bache", "Bache", "obras_publicas", "Bache profundo frente a la escuela", 20.5931, -100.3920,
-     "phone_070"),
-    ("alumbrado", "Alumbrado público", "servicios_publicos", "Luminaria apagada toda la cuadra",
-     20.6010, -100.3850, "web"),
-    ("fuga_agua", "Fuga de agua", "agua", "Fuga en la banqueta desde ayer", 20.5880, -100.4010,
-     "window"),
+    ("/staff/reports", {"channel": "phone_070", "service_code": "bache",
+                        "description": "Bache profundo frente a la escuela",
+                        "location": {"lat": 20.5931, "long": -100.3920},
+                        "answers": {"tamano": "grande", "carril": "arroyo"}}),
+    ("/api/v1/reports", {"service_code": "alumbrado_publico",
+                         "description": "Luminaria apagada toda la cuadra",
+                         "location": {"lat": 20.6010, "long": -100.3850},
+                         "answers": {"falla": "apagada"}}),
+    ("/staff/reports", {"channel": "window", "service_code": "fuga_agua",
+                        "description": "Fuga en la banqueta desde ayer",
+                        "location": {"lat": 20.5880, "long": -100.4010,
+                                     "address": "Av. Zaragoza 120, Centro"},
+                        "answers": {"intensidad": "chorro"}}),
 ]
+
+
+def submit(door: str, body: dict) -> str:
+    token = mint_token("demo-operator", ("operator",))
+    request = urllib.request.Request(
+        INTAKE + door, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}",
+                 "Idempotency-Key": f"demo-{uuid.uuid4()}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["folio"]
 
 
 def as_role(role: str, **claims: str) -> ClusterRpcProxy:
@@ -36,15 +59,7 @@ def main() -> None:
     if MARKER.exists():
         print(f"demo data already loaded: {MARKER.read_text().strip()}")
         return
-    folios = []
-    with as_role("operator") as rpc:
-        for code, name, department, text, lat, long, channel in REPORTS:
-            opened = rpc.tracking.open_report({
-                "service_code": code, "service_name": name, "department": department,
-                "description": text, "location": {"lat": lat, "long": long},
-                "channel": channel, "sla_hours": 72,
-            })
-            folios.append(opened["folio"])
+    folios = [submit(door, body) for door, body in REPORTS]
     pothole, light, _leak = folios
     with as_role("supervisor", department="obras_publicas") as rpc:
         rpc.tracking.run_command("assign", pothole, {"crew_id": "C-01"})

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 
 # (service, HTTP port) — later services join this list as they are built.
-SERVICES = [("tracking", 8001)]
+SERVICES = [("intake", 8000), ("tracking", 8001)]
 
 
 def service_env() -> dict[str, str]:
@@ -101,8 +101,14 @@ def print_urls() -> None:
     for name, port in SERVICES:
         print(f"  {name:<14} http://127.0.0.1:{port}/   (/healthz /readyz /metrics)")
     print("  RabbitMQ       amqp://guest:guest@127.0.0.1:5672//  exchange expediente.events")
+    print("\nFor citizens:")
+    print("  portal         http://127.0.0.1:8000/          (report, look up a folio)")
+    print("  status page    http://127.0.0.1:8001/seguimiento/<folio>")
+    print("  Open311        http://127.0.0.1:8000/open311/v2/discovery.json"
+          "   (api_key=expediente-demo-key)")
     print("\nTry:")
     print("  .venv/bin/expediente call tracking search_reports '{}' --role supervisor")
+    print("  .venv/bin/expediente watch --compact       (every event as it is published)")
     print("  curl http://127.0.0.1:8001/reports/<folio>      (folios listed above)")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 from nameko.exceptions import RemoteError
+from nameko.exceptions import UnknownService as ServiceDown
 from werkzeug.wrappers import Response
 
 from shared.auth import AuthError
@@ -51,6 +52,8 @@ def error_answer(exc: BaseException) -> tuple[int, dict[str, Any]]:
         return 422, {"errors": {"idempotency_key": ["already used for a different report"]}}
     if isinstance(exc, NotFound):
         return 404, {"errors": {"_": [str(exc) or "not found"]}}
+    if isinstance(exc, ServiceDown):
+        return 503, {"errors": {"tracking": ["tracking is not running; try again shortly"]}}
     if isinstance(exc, RpcTimeout):
         return 503, {"errors": {"tracking": [str(exc)]}}
     if isinstance(exc, RemoteError):

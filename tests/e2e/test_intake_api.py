@@ -87,3 +87,82 @@ def test_staff_entry_needs_an_operator(stack):
                          timeout=10).status_code == 401
     assert requests.post(f"{stack.intake.url}/staff/reports", json=body,
                          headers=bearer("crew"), timeout=10).status_code == 403
+
+
+def test_contact_details_reach_notifications_queue_and_never_the_published_events(stack):
+    import json
+
+    import kombu
+
+    from shared import contacts
+    from tests.conftest import unique
+    from tests.support import EventListener, wait_for
+
+    listener = EventListener(stack.amqp_uri, "expediente.events", unique("test.privacy"))
+    try:
+        contact = {"email": "luz.perez@example.com", "phone": "+52 442 555 0101",
+                   "first_name": "Luz", "last_name": "Pérez Quintana"}
+        response = post_app(stack, {**POTHOLE, "contact": contact})
+        assert response.status_code == 201, response.text
+        folio = response.json()["folio"]
+        wait_for(lambda: any(e.subject == folio for e in listener.received), timeout=20)
+        published = json.dumps([e.to_dict() if hasattr(e, "to_dict") else vars(e)
+                                for e in listener.received], default=str)
+        for secret in ("luz.perez@example.com", "555 0101", "Pérez Quintana"):
+            assert secret not in published
+        for url in (f"/api/v1/reports/{folio}",):
+            assert "luz.perez" not in requests.get(stack.intake.url + url, timeout=10).text
+    finally:
+        listener.close()
+    with kombu.Connection(stack.amqp_uri) as conn:
+        queue = kombu.Queue(contacts.QUEUE, durable=True)(conn.default_channel)
+        handed = []
+        while (message := queue.get(no_ack=True)) is not None:
+            handed.append(json.loads(message.body))
+    mine = [m for m in handed if m["folio"] == folio]
+    assert mine and mine[0]["contact"]["email"] == "luz.perez@example.com"
+    assert mine[0]["channel"] == "app" and mine[0]["access_token"]
+
+
+def test_a_citizen_may_follow_an_existing_nearby_report_instead(stack):
+    first = post_app(stack, {**POTHOLE, "location": {"lat": 20.61, "long": -100.41}}).json()
+    nearby = requests.get(f"{stack.intake.url}/api/v1/duplicates",
+                          params={"service_code": "bache", "lat": 20.6101, "long": -100.41},
+                          timeout=10)
+    assert nearby.status_code == 200, nearby.text
+    assert first["folio"] in [r["folio"] for r in nearby.json()["reports"]]
+    far = requests.get(f"{stack.intake.url}/api/v1/duplicates",
+                       params={"service_code": "bache", "lat": 20.62, "long": -100.41}, timeout=10)
+    assert first["folio"] not in [r["folio"] for r in far.json()["reports"]]
+    follow = requests.post(f"{stack.intake.url}/api/v1/reports/{first['folio']}/follow",
+                           json={"contact": {"email": "vecino@example.com"}}, timeout=10)
+    assert follow.status_code == 202, follow.text
+    missing = requests.post(f"{stack.intake.url}/api/v1/reports/QRO-2026-999999/follow",
+                            json={"contact": {"email": "vecino@example.com"}}, timeout=10)
+    assert missing.status_code == 404
+    bad = requests.get(f"{stack.intake.url}/api/v1/duplicates", params={"lat": "x"}, timeout=10)
+    assert bad.status_code == 400
+
+
+def test_an_operator_marks_a_duplicate(stack):
+    first = post_app(stack, POTHOLE).json()["folio"]
+    second = post_app(stack, POTHOLE).json()["folio"]
+    response = requests.post(f"{stack.intake.url}/staff/reports/{second}/mark_duplicate",
+                             json={"duplicate_of": first}, headers=bearer("operator"), timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.json()["duplicate_of"] == first
+
+
+def test_an_admin_edits_the_catalog_through_the_api(stack):
+    definition = {"name": "Olor a gas", "group": "Emergencias", "department": "proteccion_civil",
+                  "sla_hours": 2, "keywords": ["gas"], "questions": []}
+    url = f"{stack.intake.url}/staff/services/fuga_gas"
+    assert requests.put(url, json=definition, headers=bearer("operator"),
+                        timeout=10).status_code == 403
+    assert requests.put(url, json={**definition, "sla_hours": "x"}, headers=bearer("admin"),
+                        timeout=10).status_code == 400
+    saved = requests.put(url, json=definition, headers=bearer("admin"), timeout=10)
+    assert saved.status_code == 200, saved.text
+    codes = [s["code"] for s in requests.get(f"{stack.intake.url}/api/v1/services",
+                                             timeout=10).json()["services"]]
+    assert "fuga_gas" in codes

@@ -1,0 +1,215 @@
+"""Intake's use cases with hand-written fakes for tracking and notifications: one folio per
+submission, answers checked against the catalog, idempotent retries, contact kept private."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.intake.application import (
+    IdempotencyKeyReused,
+    IntakeApplication,
+    Submission,
+    SubmissionInProgress,
+    UnknownService,
+    distance_m,
+)
+from services.intake.catalog import CatalogError, check_definition
+from services.intake.dependencies import seed_catalog
+from services.intake.store import IntakeStore
+from shared.sqlstore import SqliteStore
+
+
+class FakeTracking:
+    def __init__(self, nearby=()):
+        self.opened: list[dict] = []
+        self.nearby = list(nearby)
+        self.fail = False
+
+    def open_report(self, payload, on_behalf_of):
+        if self.fail:
+            raise RuntimeError("tracking is down")
+        self.opened.append(payload)
+        return {"folio": f"QRO-2026-{len(self.opened):06d}", "access_token": "secret-token",
+                "opened_at": "2026-11-22T10:00:00-06:00", "due_at": None, "version": 1}
+
+    def open_nearby(self, service_code, bbox):
+        self.bbox = bbox
+        return self.nearby
+
+    def public_report(self, folio, access_token=None):
+        return None
+
+
+class FakeContacts:
+    def __init__(self):
+        self.requests: list[dict] = []
+
+    def subscribe(self, request):
+        self.requests.append(request)
+
+
+@pytest.fixture
+def store():
+    store = IntakeStore(SqliteStore(":memory:"))
+    store.seed(seed_catalog())
+    return store
+
+
+@pytest.fixture
+def tracking():
+    return FakeTracking()
+
+
+@pytest.fixture
+def contacts():
+    return FakeContacts()
+
+
+@pytest.fixture
+def intake(store, tracking, contacts):
+    return IntakeApplication(store, tracking, contacts, status_url="http://t/seguimiento")
+
+
+def pothole(**changes) -> Submission:
+    fields = {"channel": "web", "service_code": "bache", "description": "Bache profundo",
+              "location": {"lat": 20.5931, "long": -100.392}, "answers": {"tamano": "grande"}}
+    return Submission(**{**fields, **changes})
+
+
+def test_a_pothole_report_gets_a_folio_and_carries_the_catalog_s_department_and_sla(
+        intake, tracking):
+    receipt = intake.submit(pothole())
+    assert receipt["folio"] == "QRO-2026-000001"
+    assert receipt["status_url"] == "http://t/seguimiento/QRO-2026-000001"
+    sent = tracking.opened[0]
+    assert (sent["department"], sent["sla_hours"], sent["channel"]) == ("obras_publicas", 72, "web")
+    assert sent["attributes"] == {"tamano": "grande"}
+
+
+def test_an_unknown_or_retired_service_is_refused(intake, store, tracking):
+    with pytest.raises(UnknownService):
+        intake.submit(pothole(service_code="volcan"))
+    retired = {**store.services()["grafiti"].as_dict(), "active": False}
+    intake.save_service(retired)
+    with pytest.raises(UnknownService):
+        intake.submit(pothole(service_code="grafiti", answers={}))
+    assert tracking.opened == []
+
+
+@pytest.mark.parametrize("answers, field", [
+    ({}, "attribute[tamano]"),
+    ({"tamano": "gigante"}, "attribute[tamano]"),
+    ({"tamano": "chico", "color": "rojo"}, "attribute[color]"),
+    ({"tamano": ["chico", "grande"]}, "attribute[tamano]"),
+])
+def test_answers_are_checked_against_the_category_s_questions(intake, tracking, answers, field):
+    with pytest.raises(CatalogError) as error:
+        intake.submit(pothole(answers=answers))
+    assert field in error.value.errors
+    assert tracking.opened == []
+
+
+def test_answers_are_cleaned_by_datatype(store):
+    garbage = store.services()["recoleccion_basura"]
+    assert garbage.check_answers({"tipo": "no_paso", "dias_sin_servicio": "3"}) == {
+        "tipo": "no_paso", "dias_sin_servicio": 3}
+    drain = store.services()["drenaje_obstruido"]
+    assert drain.check_answers({"problema": ["olor", "tapado", "olor"]}) == {
+        "problema": ["tapado", "olor"]}
+    car = store.services()["vehiculo_abandonado"]
+    assert car.check_answers({"desde": "2026-11-01T08:00:00Z"}) == {
+        "desde": "2026-11-01T08:00:00+00:00"}
+    with pytest.raises(CatalogError):
+        garbage.check_answers({"tipo": "no_paso", "dias_sin_servicio": "nan"})
+
+
+def test_the_same_idempotency_key_gives_the_same_folio_and_one_report(intake, tracking):
+    first = intake.submit(pothole(idempotency_key="app:k-1"))
+    again = intake.submit(pothole(idempotency_key="app:k-1"))
+    assert first["folio"] == again["folio"]
+    assert len(tracking.opened) == 1
+
+
+def test_a_key_reused_for_another_report_is_refused(intake):
+    intake.submit(pothole(idempotency_key="app:k-2"))
+    with pytest.raises(IdempotencyKeyReused):
+        intake.submit(pothole(idempotency_key="app:k-2", description="Otro bache"))
+
+
+def test_a_key_still_in_flight_says_so(intake, store):
+    submission = pothole(idempotency_key="app:k-3")
+    store.claim("app:k-3", submission.fingerprint(), "app", token="t")
+    with pytest.raises(SubmissionInProgress):
+        intake.submit(submission)
+
+
+def test_when_tracking_fails_the_key_is_free_for_the_retry(intake, tracking):
+    tracking.fail = True
+    with pytest.raises(RuntimeError):
+        intake.submit(pothole(idempotency_key="app:k-4"))
+    tracking.fail = False
+    assert intake.submit(pothole(idempotency_key="app:k-4"))["folio"]
+
+
+def test_contact_details_go_to_notifications_and_never_to_tracking(intake, tracking, contacts):
+    contact = {"email": "ana@example.com", "phone": "+52 442 123 4567", "first_name": "Ana"}
+    receipt = intake.submit(pothole(contact=contact))
+    assert receipt["subscribed"] is True
+    assert "ana@example.com" not in str(tracking.opened)
+    assert "Ana" not in str(tracking.opened)
+    handed = contacts.requests[0]
+    assert handed["folio"] == receipt["folio"] and handed["contact"]["email"] == "ana@example.com"
+    assert handed["access_token"] == "secret-token"
+
+
+def test_the_open311_token_finds_the_folio(intake):
+    receipt = intake.submit(pothole())
+    assert intake.folio_for_token(receipt["token"]) == (True, receipt["folio"])
+    assert intake.folio_for_token("nope") == (False, None)
+
+
+def test_possible_duplicates_are_the_open_reports_within_the_radius(store, contacts):
+    near = {"folio": "QRO-2026-000009", "lat": 20.5932, "long": -100.3921}
+    far = {"folio": "QRO-2026-000010", "lat": 20.5940, "long": -100.3920}  # ~100 m north
+    tracking = FakeTracking(nearby=[far, near])
+    intake = IntakeApplication(store, tracking, contacts, duplicate_radius_m=50)
+    found = intake.possible_duplicates("bache", 20.5931, -100.392)
+    assert [r["folio"] for r in found] == ["QRO-2026-000009"]
+    assert found[0]["distance_m"] < 20
+    min_lat, min_long, max_lat, max_long = tracking.bbox
+    assert min_lat < 20.5931 < max_lat and min_long < -100.392 < max_long
+
+
+def test_distance_is_great_circle_metres():
+    assert distance_m(20.0, -100.0, 20.0, -100.0) == 0
+    assert 110_000 < distance_m(20.0, -100.0, 21.0, -100.0) < 112_000
+
+
+@pytest.mark.parametrize("definition, field", [
+    ({"code": "Bad Code", "name": "x", "group": "g", "department": "d"}, "code"),
+    ({"code": "ok", "name": "", "group": "g", "department": "d"}, "name"),
+    ({"code": "ok", "name": "x", "group": "g", "department": "d", "sla_hours": -1}, "sla_hours"),
+    ({"code": "ok", "name": "x", "group": "g", "department": "d",
+      "questions": [{"code": "q", "datatype": "color", "description": "?"}]},
+     "questions[0].datatype"),
+    ({"code": "ok", "name": "x", "group": "g", "department": "d",
+      "questions": [{"code": "q", "datatype": "singlevaluelist", "description": "?"}]},
+     "questions[0].values"),
+    ({"code": "ok", "name": "x", "group": "g", "department": "d", "colour": 1}, "_schema"),
+])
+def test_an_admin_s_bad_definition_is_refused_with_the_field(definition, field):
+    with pytest.raises(CatalogError) as error:
+        check_definition(definition)
+    assert field in error.value.errors
+
+
+def test_an_admin_adds_a_service_and_it_is_offered(intake):
+    intake.save_service({
+        "code": "fuga_gas", "name": "Olor a gas", "group": "Emergencias",
+        "department": "proteccion_civil", "sla_hours": 2, "keywords": ["gas"],
+        "questions": [{"code": "intensidad", "datatype": "singlevaluelist",
+                       "description": "¿Qué tan fuerte?", "required": True,
+                       "values": [{"key": "leve", "name": "Leve"},
+                                  {"key": "fuerte", "name": "Fuerte"}]}]})
+    assert "fuga_gas" in [s.code for s in intake.catalog()]
+    assert intake.submit(pothole(service_code="fuga_gas", answers={"intensidad": "leve"}))
