@@ -2,18 +2,26 @@
 
 A call goes out either as this service (a `system` token: SERVICE_TOKEN from configuration, or
 one minted with the local key in development) or on behalf of the caller, with the caller's own
-bearer token so that the other service records the real actor (a 070 operator, say)."""
+bearer token so that the other service records the real actor (a 070 operator, say).
+
+Requests go without publisher confirms, like the replies (shared/rpc.py): a lost request ends in
+RpcTimeout, which the caller handles anyway; a confirm would add a broker round trip per call."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
 import eventlet
+from kombu.utils.json import dumps
+from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import Extension
-from nameko.rpc import ReplyListener, ServiceProxy
+from nameko.messaging import HeaderEncoder
+from nameko.rpc import ReplyListener, RpcReply, get_rpc_exchange
 
+from shared.amqpfast import fast_channel
 from shared.auth import mint_token, setting
 
 TOKEN_TTL = 24 * 3600
@@ -44,15 +52,19 @@ class ServiceCredentials:
         return f"Bearer {self._token}"
 
 
-class RemoteService:
+class RemoteService(HeaderEncoder):
     """What an entrypoint gets: `self.tracking.call("open_report", payload)`."""
 
-    def __init__(self, worker_ctx: Any, proxy: ServiceProxy, credentials: ServiceCredentials,
-                 timeout: float) -> None:
+    def __init__(self, worker_ctx: Any, service_name: str, listener: ReplyListener,
+                 credentials: ServiceCredentials, timeout: float) -> None:
         self.worker_ctx = worker_ctx
-        self.proxy = proxy
+        self.service_name = service_name
+        self.listener = listener
         self.credentials = credentials
         self.timeout = timeout
+        config = worker_ctx.container.config
+        self.exchange = get_rpc_exchange(config).name
+        self.channel = fast_channel(config[AMQP_URI_CONFIG_KEY])
 
     def call(self, method: str, *args: Any, on_behalf_of: str | None = None,
              **kwargs: Any) -> Any:
@@ -62,13 +74,28 @@ class RemoteService:
         data["authorization"] = on_behalf_of or self.credentials.authorization()
         try:
             with eventlet.Timeout(self.timeout, RpcTimeout(
-                    f"{self.proxy.service_name}.{method} did not answer in {self.timeout:g} s")):
-                return getattr(self.proxy, method)(*args, **kwargs)
+                    f"{self.service_name}.{method} did not answer in {self.timeout:g} s")):
+                return self._call(method, args, kwargs)
         finally:
             if before is None:
                 data.pop("authorization", None)
             else:
                 data["authorization"] = before
+
+
+    def _call(self, method: str, args: tuple, kwargs: dict) -> Any:
+        """nameko's wire protocol (as MethodProxy speaks it), published on the shared channel."""
+        correlation_id = uuid.uuid4().hex
+        reply_event = self.listener.get_reply_event(correlation_id)
+        try:
+            self.channel.publish_json(
+                dumps({"args": args, "kwargs": kwargs}), exchange=self.exchange,
+                routing_key=f"{self.service_name}.{method}",
+                reply_to=self.listener.routing_key, correlation_id=correlation_id,
+                application_headers=self.get_message_headers(self.worker_ctx))
+            return RpcReply(reply_event).result()
+        finally:
+            self.listener._reply_events.pop(correlation_id, None)  # after a timeout
 
 
 class RpcClient(Extension):
@@ -86,5 +113,5 @@ class RpcClient(Extension):
         self.timeout = float(self.container.config.get("RPC_TIMEOUT", self.timeout))
 
     def get_dependency(self, worker_ctx: Any) -> RemoteService:
-        proxy = ServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener)
-        return RemoteService(worker_ctx, proxy, self.credentials, self.timeout)
+        return RemoteService(worker_ctx, self.target_service, self.rpc_reply_listener,
+                             self.credentials, self.timeout)

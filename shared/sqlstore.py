@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -47,6 +48,10 @@ class Tx:
     def rowcount(self) -> int:
         return self._cursor.rowcount
 
+    @property
+    def has_rows(self) -> bool:
+        return self._cursor.description is not None
+
 
 class SqlStore(ABC):
     dialect = "abstract"
@@ -54,6 +59,14 @@ class SqlStore(ABC):
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Tx]:
         """A context manager: commits when the block ends, rolls back if it raises."""
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple], int]:
+        """One statement on its own: (rows, rowcount). On PostgreSQL a single round trip, with
+        no BEGIN and COMMIT around it (the statement is its own transaction)."""
+        with self.transaction() as tx:
+            tx.execute(sql, params)
+            rows = tx.fetchall() if tx.has_rows else []
+            return rows, tx.rowcount
 
     @abstractmethod
     def close(self) -> None:
@@ -120,6 +133,18 @@ class SqliteStore(SqlStore):
         self._conn.close()
 
 
+PING_AFTER_IDLE = 5.0  # seconds
+
+
+def _check_if_idle(conn: Any) -> None:
+    """The pool's pre-ping, skipped for a connection that completed a transaction moments ago:
+    under load a ping per checkout would be a second round trip for every query."""
+    if time.monotonic() - getattr(conn, "_expediente_used", 0.0) > PING_AFTER_IDLE:
+        from psycopg_pool import ConnectionPool
+
+        ConnectionPool.check_connection(conn)
+
+
 class PostgresStore(SqlStore):
     dialect = "postgres"
 
@@ -150,18 +175,28 @@ class PostgresStore(SqlStore):
             "options": options,
         }
         self._pool = ConnectionPool(
-            kwargs={**self.conninfo, "autocommit": False},
+            # Autocommit: `transaction()` says BEGIN and COMMIT itself, and `run()` needs neither.
+            kwargs={**self.conninfo, "autocommit": True},
             min_size=1,
             max_size=pool_size,
-            check=ConnectionPool.check_connection,  # pre-ping: a dead connection is replaced
+            check=_check_if_idle,  # pre-ping (a dead connection is replaced), unless just used
             open=True,
             name=f"expediente-{dbname}",
         )
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            yield Tx(cursor, self.dialect)
+        with self._pool.connection() as conn:
+            with conn.transaction(), conn.cursor() as cursor:
+                yield Tx(cursor, self.dialect)
+            conn._expediente_used = time.monotonic()  # type: ignore[attr-defined]
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple], int]:
+        with self._pool.connection() as conn:
+            cursor = conn.execute(sql, tuple(params))
+            rows = list(cursor.fetchall()) if cursor.description is not None else []
+            conn._expediente_used = time.monotonic()  # type: ignore[attr-defined]
+            return rows, cursor.rowcount
 
     def connect(self) -> Any:
         """A dedicated autocommit connection, outside the pool (for locks held and LISTEN)."""

@@ -106,15 +106,16 @@ class IntakeApplication:
         "channel", "status_url"}."""
         definition = self.service(submission.service_code)
         answers = definition.check_answers(submission.answers)
-        key = submission.idempotency_key or f"auto:{secrets.token_hex(16)}"
-        claim = self.store.claim(key, submission.fingerprint(), submission.channel,
-                                 token=secrets.token_hex(12))
-        if claim.outcome == "done":
-            return claim.response or {}
-        if claim.outcome == "pending":
-            raise SubmissionInProgress(key)
-        if claim.outcome == "mismatch":
-            raise IdempotencyKeyReused(key)
+        key = submission.idempotency_key
+        token = secrets.token_hex(12)
+        if key is not None:
+            claim = self.store.claim(key, submission.fingerprint(), submission.channel, token)
+            if claim.outcome == "done":
+                return claim.response or {}
+            if claim.outcome == "pending":
+                raise SubmissionInProgress(key)
+            if claim.outcome == "mismatch":
+                raise IdempotencyKeyReused(key)
         payload = {
             "service_code": definition.code, "service_name": definition.name,
             "department": definition.department, "description": submission.description,
@@ -125,16 +126,23 @@ class IntakeApplication:
         try:
             opened = self.tracking.open_report(payload, on_behalf_of)
         except BaseException:
-            self.store.release(key)
+            if key is not None:
+                self.store.release(key)
             raise
         receipt = {
             "folio": opened["folio"], "access_token": opened["access_token"],
-            "token": claim.token, "opened_at": opened["opened_at"],
+            "token": token, "opened_at": opened["opened_at"],
             "expected_at": opened.get("due_at"), "service_code": definition.code,
             "service_name": definition.name, "channel": submission.channel,
             "status_url": f"{self.status_url}/{opened['folio']}" if self.status_url else None,
         }
-        self.store.complete(key, opened["folio"], receipt)
+        if key is None:
+            # No replay without a key, so the citizen's access token need not be kept here.
+            kept = {k: v for k, v in receipt.items() if k != "access_token"}
+            self.store.record(f"auto:{token}", submission.fingerprint(), submission.channel,
+                              token, opened["folio"], kept)
+        else:
+            self.store.complete(key, opened["folio"], receipt)
         if has_contact(submission.contact):
             try:
                 self.follow(opened["folio"], submission.contact or {}, submission.channel,

@@ -90,15 +90,15 @@ class IntakeStore:
 
     def claim(self, key: str, fingerprint: str, channel: str, token: str) -> Claim:
         """Take the idempotency key for this submission, or say who has it."""
-        with self.sql.transaction() as tx:
-            tx.execute("INSERT INTO intake_submissions (idempotency_key, fingerprint, token, "
-                       "channel, state, created_at) VALUES (%s, %s, %s, %s, 'pending', %s) "
-                       "ON CONFLICT (idempotency_key) DO NOTHING",
-                       (key, fingerprint, token, channel, _now()))
-            if tx.rowcount == 1:
-                return Claim("new", token)
-            row = tx.execute("SELECT fingerprint, token, state, response FROM intake_submissions "
-                             "WHERE idempotency_key = %s", (key,)).fetchone()
+        _, inserted = self.sql.run(
+            "INSERT INTO intake_submissions (idempotency_key, fingerprint, token, channel, state,"
+            " created_at) VALUES (%s, %s, %s, %s, 'pending', %s) "
+            "ON CONFLICT (idempotency_key) DO NOTHING", (key, fingerprint, token, channel, _now()))
+        if inserted == 1:
+            return Claim("new", token)
+        rows, _ = self.sql.run("SELECT fingerprint, token, state, response FROM intake_submissions"
+                               " WHERE idempotency_key = %s", (key,))
+        row = rows[0] if rows else None
         if row is None:  # released between our insert and select: let the caller try again
             return Claim("pending")
         stored_fingerprint, stored_token, state, response = row
@@ -108,24 +108,30 @@ class IntakeStore:
             return Claim("pending", stored_token)
         return Claim("done", stored_token, json.loads(response))
 
+    def record(self, key: str, fingerprint: str, channel: str, token: str, folio: str,
+               response: dict[str, Any]) -> None:
+        """A submission that came without an idempotency key, recorded once it has its folio
+        (one write instead of claim + complete: nobody can retry with a key they never had)."""
+        self.sql.run("INSERT INTO intake_submissions (idempotency_key, fingerprint, token, "
+                     "channel, state, folio, response, created_at) "
+                     "VALUES (%s, %s, %s, %s, 'done', %s, %s, %s)",
+                     (key, fingerprint, token, channel, folio,
+                      json.dumps(response, ensure_ascii=False), _now()))
+
     def complete(self, key: str, folio: str, response: dict[str, Any]) -> None:
-        with self.sql.transaction() as tx:
-            tx.execute("UPDATE intake_submissions SET state = 'done', folio = %s, response = %s "
-                       "WHERE idempotency_key = %s",
-                       (folio, json.dumps(response, ensure_ascii=False), key))
+        self.sql.run("UPDATE intake_submissions SET state = 'done', folio = %s, response = %s "
+                     "WHERE idempotency_key = %s",
+                     (folio, json.dumps(response, ensure_ascii=False), key))
 
     def release(self, key: str) -> None:
         """The submission failed before tracking opened a report: the key is free again."""
-        with self.sql.transaction() as tx:
-            tx.execute("DELETE FROM intake_submissions WHERE idempotency_key = %s "
-                       "AND state = 'pending'", (key,))
+        self.sql.run("DELETE FROM intake_submissions WHERE idempotency_key = %s "
+                     "AND state = 'pending'", (key,))
 
     def folio_for_token(self, token: str) -> tuple[bool, str | None]:
         """(known, folio): an Open311 token we issued, and its folio once there is one."""
-        with self.sql.transaction() as tx:
-            row = tx.execute("SELECT folio FROM intake_submissions WHERE token = %s",
-                             (token,)).fetchone()
-        return (False, None) if row is None else (True, row[0])
+        rows, _ = self.sql.run("SELECT folio FROM intake_submissions WHERE token = %s", (token,))
+        return (False, None) if not rows else (True, rows[0][0])
 
     # ---- chatbot conversations ----------------------------------------------------------------
 
