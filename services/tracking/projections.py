@@ -13,69 +13,50 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.sqlstore import SqlStore, Tx
+from shared.sqlstore import SqlStore
 
 from .domainmodel import EVENT_NAMES, Report
-from .timeline import citizen_view, evolve, iso, new_row, staff_view, summary
+from .open311_view import (
+    Keyed,
+    closing_extras,
+    first_entries,
+    open311_request,
+    open311_update,
+    public_entries,
+)
+from .report_rows import (
+    DDL,
+    INDEXES,
+    JSON_COLUMNS,
+    ORDERS,
+    SUMMARY_COLUMNS,
+    create_indexes,
+    iso_param,
+    load_rows,
+    upsert_rows,
+    where_clause,
+)
+from .timeline import (
+    citizen_view,
+    evolve,
+    new_row,
+    staff_view,
+    summary,
+)
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
-    "folio", "report_id", "service_code", "service_name", "status", "step", "department",
-    "crew_id", "channel", "priority", "resolution", "duplicate_of", "citizen_feedback",
-    "opened_at", "updated_at", "closed_at", "due_at", "lat", "long", "address", "description",
-    "version", "location", "attributes", "media_urls", "timeline", "photos", "materials",
-)
-JSON_COLUMNS = frozenset(
-    ("location", "attributes", "media_urls", "timeline", "photos", "materials")
-)
-SUMMARY_COLUMNS = (
-    "folio", "service_code", "service_name", "status", "step", "department", "crew_id",
-    "channel", "priority", "resolution", "duplicate_of", "opened_at", "updated_at", "closed_at",
-    "due_at", "lat", "long", "address", "version",
-)
-DDL = (
-    """CREATE TABLE IF NOT EXISTS report_views (
-        folio TEXT PRIMARY KEY, report_id TEXT NOT NULL UNIQUE,
-        service_code TEXT NOT NULL, service_name TEXT NOT NULL, status TEXT NOT NULL,
-        step TEXT NOT NULL, department TEXT NOT NULL, crew_id TEXT, channel TEXT, priority TEXT,
-        resolution TEXT, duplicate_of TEXT, citizen_feedback TEXT,
-        opened_at TEXT NOT NULL, updated_at TEXT NOT NULL, closed_at TEXT, due_at TEXT,
-        lat DOUBLE PRECISION, long DOUBLE PRECISION, address TEXT, description TEXT NOT NULL,
-        version INTEGER NOT NULL, location TEXT NOT NULL, attributes TEXT NOT NULL,
-        media_urls TEXT NOT NULL, timeline TEXT NOT NULL, photos TEXT NOT NULL,
-        materials TEXT NOT NULL)""",
-    "CREATE TABLE IF NOT EXISTS projection_positions (name TEXT PRIMARY KEY, "
-    "position BIGINT NOT NULL)",
-)
-# What the staff searches and dashboards filter and sort by. A rebuild drops them and builds them
-# again at the end: one sort per index is much cheaper than updating eleven indexes per event.
-INDEXES = {
-    "report_views_status_opened": "status, opened_at",
-    "report_views_step": "step",
-    "report_views_department": "department, status",
-    "report_views_crew": "crew_id, status",
-    "report_views_service": "service_code",
-    "report_views_opened": "opened_at",
-    "report_views_updated": "updated_at",
-    "report_views_due": "due_at",
-    "report_views_point": "lat, long",
-}
-UPSERT_ROW = f"({', '.join(['%s'] * len(COLUMNS))})"
-UPSERT_TAIL = " ON CONFLICT (folio) DO UPDATE SET " + ", ".join(
-    f"{c} = excluded.{c}" for c in COLUMNS if c != "folio")
-UPSERT_CHUNK = 500  # rows per statement: 14,000 parameters, under both databases' limits
-ORDERS = {
-    "opened_at desc": "opened_at DESC, folio DESC",
-    "opened_at asc": "opened_at ASC, folio ASC",
-    "updated_at desc": "updated_at DESC, folio DESC",
-    "updated_at asc": "updated_at ASC, folio ASC",
-    "due_at asc": "due_at IS NULL, due_at ASC, folio ASC",
-}
+# Open311 reads these columns, photos only as a fallback for the media url, and the timeline only
+# when a closing shows in public more than the row holds (see _closing_extras).
+OPEN311_COLUMNS = (
+    "folio", "service_code", "service_name", "status", "step", "resolution", "duplicate_of",
+    "department", "description", "address", "lat", "long", "opened_at", "updated_at", "due_at",
+    "closed_at", "media_urls")
+UPDATES_CHUNK = 400  # at most, reports read per query by open311_updates
 COUNTABLE = ("step", "department", "status", "service_code", "crew_id", "priority", "resolution")
 
 
@@ -97,7 +78,7 @@ class ReportProjector:
         with self.store.transaction() as tx:
             for statement in DDL:
                 tx.execute(statement)
-            _create_indexes(tx)
+            create_indexes(tx)
             tx.execute("INSERT INTO projection_positions (name, position) VALUES (%s, 0) "
                        "ON CONFLICT (name) DO NOTHING", (name,))
 
@@ -131,7 +112,7 @@ class ReportProjector:
                 return self._catch_up(batch_size)
             finally:
                 with self.store.transaction() as tx:
-                    _create_indexes(tx)
+                    create_indexes(tx)
 
     def _catch_up(self, batch_size: int) -> int:
         applied = 0
@@ -169,7 +150,7 @@ class ReportProjector:
             ).rowcount
             if moved != 1:
                 raise _PositionMoved
-            rows = {row["report_id"]: row for row in _load(tx, "report_id", wanted)}
+            rows = {row["report_id"]: row for row in load_rows(tx, "report_id", wanted)}
             for name, event in events:
                 key = str(event.originator_id)
                 if name == "opened":
@@ -180,13 +161,13 @@ class ReportProjector:
                                 self.name, name, event.originator_version)
                 elif event.originator_version > row["version"]:
                     evolve(row, name, event)
-            _upsert(tx, [rows[key] for key in sorted(rows)])
+            upsert_rows(tx, [rows[key] for key in sorted(rows)])
 
     # ---- queries -------------------------------------------------------------------------------
 
     def _row(self, folio: str) -> dict[str, Any] | None:
         with self.store.transaction() as tx:
-            rows = _load(tx, "folio", [folio])
+            rows = load_rows(tx, "folio", [folio])
         if not rows:
             return None
         return {c: json.loads(v) if c in JSON_COLUMNS else v for c, v in rows[0].items()}
@@ -224,37 +205,14 @@ class ReportProjector:
     ) -> list[dict[str, Any]]:
         """Summary rows of the reports that match every filter given (dates inclusive; bbox is
         min_lat, min_long, max_lat, max_long). An empty list filter matches nothing."""
-        if order not in ORDERS:
-            raise ValueError(f"order must be one of: {', '.join(ORDERS)}")
-        if not (1 <= int(limit) <= 1000) or int(offset) < 0:
-            raise ValueError("limit must be 1..1000 and offset at least 0")
-        if status not in (None, "open", "closed"):
-            raise ValueError("status is open or closed")
-        where, params = ["1 = 1"], []
-        for column, value in (("status", status), ("department", department),
-                              ("crew_id", crew_id)):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
-        for column, values in (("service_code", service_codes), ("step", steps),
-                               ("folio", folios)):
-            if values is not None:
-                values = list(values)
-                if not values:
-                    return []
-                where.append(f"{column} IN ({', '.join(['%s'] * len(values))})")
-                params.extend(values)
-        for condition, value in (("opened_at >= %s", opened_from), ("opened_at <= %s", opened_to),
-                                 ("updated_at >= %s", updated_since)):
-            if value is not None:
-                where.append(condition)
-                params.append(_iso_param(value))
-        if bbox is not None:
-            min_lat, min_long, max_lat, max_long = (float(v) for v in bbox)
-            where.append("lat BETWEEN %s AND %s AND long BETWEEN %s AND %s")
-            params.extend((min_lat, max_lat, min_long, max_long))
+        where, params = where_clause(
+            status=status, department=department, crew_id=crew_id, service_codes=service_codes,
+            steps=steps, folios=folios, opened_from=opened_from, opened_to=opened_to,
+            updated_since=updated_since, bbox=bbox, limit=limit, offset=offset, order=order)
+        if where is None:
+            return []
         sql = (f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM report_views "
-               f"WHERE {' AND '.join(where)} ORDER BY {ORDERS[order]} LIMIT %s OFFSET %s")
+               f"WHERE {where} ORDER BY {ORDERS[order]} LIMIT %s OFFSET %s")
         with self.store.transaction() as tx:
             found = tx.execute(sql, [*params, int(limit), int(offset)]).fetchall()
         return [summary(dict(zip(SUMMARY_COLUMNS, values, strict=True))) for values in found]
@@ -272,43 +230,84 @@ class ReportProjector:
             found = tx.execute(sql + f" GROUP BY {by} ORDER BY {by}", params).fetchall()
         return {key: int(n) for key, n in found}
 
+    # ---- Open311: public facts only (no personal data, private or internal notes, actors) ----
 
-# ---- rows in and out of SQL ----------------------------------------------------------------------
+    def open311_requests(
+        self,
+        service_codes: Sequence[str] | None = None,
+        folios: Sequence[str] | None = None,
+        status: str | None = None,
+        opened_from: datetime | str | None = None,
+        opened_to: datetime | str | None = None,
+        updated_since: datetime | str | None = None,
+        bbox: Sequence[float] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        order: str = "opened_at desc",
+    ) -> list[dict[str, Any]]:
+        """GET requests: each matching report as Open311 shows it (filters as in `search`)."""
+        where, params = where_clause(
+            status=status, service_codes=service_codes, folios=folios, opened_from=opened_from,
+            opened_to=opened_to, updated_since=updated_since, bbox=bbox, limit=limit,
+            offset=offset, order=order)
+        if where is None:
+            return []
+        select = {column: column for column in OPEN311_COLUMNS}
+        select["photos"] = "CASE WHEN media_urls = '[]' THEN photos END"
+        closings = "CASE WHEN status = 'closed' THEN timeline END"
+        select["timeline"] = closings if closing_extras() else "NULL"
+        sql = (f"SELECT {', '.join(select.values())} FROM report_views "
+               f"WHERE {where} ORDER BY {ORDERS[order]} LIMIT %s OFFSET %s")
+        with self.store.transaction() as tx:
+            found = tx.execute(sql, [*params, int(limit), int(offset)]).fetchall()
+        return [open311_request(dict(zip(select, values, strict=True))) for values in found]
 
+    def open311_updates(self, since: datetime | str, limit: int = 100,
+                        service_codes: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """servicerequestupdates: the public timeline entries after `since`, oldest first."""
+        if not 1 <= int(limit) <= 1000:
+            raise ValueError("limit must be 1..1000")
+        limit, after = int(limit), iso_param(since)
+        where, params = "1 = 1", []
+        if service_codes is not None:
+            params = list(service_codes)
+            if not params:
+                return []
+            where = f"service_code IN ({', '.join(['%s'] * len(params))})"
+        # A report opened after `since` has all its entries after it, none older than its
+        # opening (unless a crew device's clock ran behind). So the reports open across `since`
+        # are read whole, then the later ones in opening order until one opened after the last
+        # entry kept: a far `since` costs a few chunks, not the whole table.
+        kept: list[Keyed] = []
+        across = self._scan(f"{where} AND updated_at > %s AND opened_at <= %s",
+                            [*params, after, after], "updated_at")
+        for folio, _, timeline in across:
+            kept.extend(public_entries(folio, json.loads(timeline), after))
+            if len(kept) > 8 * limit:  # sort now and then, not per report
+                kept = first_entries(limit, kept, [])
+        kept = first_entries(limit, kept, [])
+        for folio, opened_at, timeline in self._scan(f"{where} AND opened_at > %s",
+                                                     [*params, after], "opened_at"):
+            if len(kept) == limit and opened_at > kept[-1][0]:
+                break
+            found = public_entries(folio, json.loads(timeline), after)
+            if found:
+                kept = first_entries(limit, kept, found)
+        return [open311_update(keyed) for keyed in kept]
 
-def _create_indexes(tx: Tx) -> None:
-    for index, columns in INDEXES.items():
-        tx.execute(f"CREATE INDEX IF NOT EXISTS {index} ON report_views ({columns})")
-
-
-def _upsert(tx: Tx, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write rows with multi-row upserts: one statement per chunk, not one per row (the keys
-    are distinct, as one statement requires)."""
-    for start in range(0, len(rows), UPSERT_CHUNK):
-        chunk = rows[start:start + UPSERT_CHUNK]
-        tx.execute(
-            f"INSERT INTO report_views ({', '.join(COLUMNS)}) VALUES "
-            + ", ".join([UPSERT_ROW] * len(chunk)) + UPSERT_TAIL,
-            [row[column] for row in chunk for column in COLUMNS],
-        )
-
-
-def _load(tx: Tx, key: str, values: Iterable[str]) -> list[dict[str, Any]]:
-    """Rows in their stored form (JSON columns as text), found by folio or report id."""
-    values, rows = list(values), []
-    for start in range(0, len(values), 500):  # stay under SQLite's bound-parameter limit
-        chunk = values[start:start + 500]
-        found = tx.execute(
-            f"SELECT {', '.join(COLUMNS)} FROM report_views "
-            f"WHERE {key} IN ({', '.join(['%s'] * len(chunk))})", chunk,
-        ).fetchall()
-        rows.extend(dict(zip(COLUMNS, row, strict=True)) for row in found)
-    return rows
-
-
-def _iso_param(value: datetime | str) -> str:
-    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return iso(parsed) or ""
+    def _scan(self, where: str, params: list[Any], key: str) -> Iterator[tuple[str, str, str]]:
+        """(folio, key, timeline) of the rows that match, in `key` order, a chunk per query
+        (small at first: the caller often stops early)."""
+        sql = (f"SELECT folio, {key}, timeline FROM report_views WHERE {where} AND {key} >= %s "
+               f"AND ({key} > %s OR folio > %s) ORDER BY {key}, folio LIMIT %s")
+        last_key, last_folio, size = "", "", max(1, UPDATES_CHUNK // 8)
+        while True:
+            with self.store.transaction() as tx:
+                rows = tx.execute(sql, [*params, last_key, last_key, last_folio, size]).fetchall()
+            yield from rows
+            if len(rows) < size:
+                return
+            last_folio, last_key, size = rows[-1][0], rows[-1][1], min(size * 2, UPDATES_CHUNK)
 
 
 # ---- running it ----------------------------------------------------------------------------------

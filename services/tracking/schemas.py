@@ -145,3 +145,18 @@ class SearchSchema(Schema):
     offset = fields.Integer(validate=validate.Range(min=0), load_default=0)
     order = Text(validate=validate.OneOf(("opened_at desc", "opened_at asc", "updated_at desc",
                                           "updated_at asc")), load_default="opened_at desc")
+
+
+class Open311RequestsSchema(SearchSchema):
+    """Open311 GET requests: the public filters only (no department, crew or step)."""
+
+    class Meta:
+        exclude = ("department", "crew_id", "steps")
+
+
+class Open311UpdatesSchema(Schema):
+    """Open311 servicerequestupdates: public timeline entries after `since`."""
+
+    since = fields.AwareDateTime(required=True)
+    limit = fields.Integer(validate=validate.Range(1, 1000), load_default=100)
+    service_codes = CommaList(load_default=None, data_key="service_code")

@@ -18,11 +18,14 @@ from . import commands, schemas
 from .dependencies import TrackingRuntime
 from .errors import RPC_EXPECTED, http_errors, json_response
 from .pages import render_lookup, render_status
+from .projections import ReportProjector
 
 EVENTS_STORED = Gauge("expediente_events_stored", "Events in the notification log", ["service"])
 OPEN_REPORT = schemas.OpenReportSchema()
 CITIZEN_FEEDBACK = schemas.CitizenFeedbackSchema()
 SEARCH = schemas.SearchSchema()
+OPEN311_REQUESTS = schemas.Open311RequestsSchema()
+OPEN311_UPDATES = schemas.Open311UpdatesSchema()
 PROJECTION_LAG = Gauge("expediente_projection_lag_events", "Events not yet in the read models",
                        ["projection"])
 
@@ -91,6 +94,21 @@ class TrackingService:
     def search_reports(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         self.auth.require(*commands.STAFF_READ_ROLES)
         return self.tracking.projector.search(**SEARCH.load(filters or {}))
+
+    @rpc(expected_exceptions=RPC_EXPECTED)
+    def open311_requests(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        """Public data of the reports that match (Open311 GET requests; no auth, no personal
+        data). Example filters: {"service_code": "bache,luminaria", "status": "open",
+        "opened_from": "2026-01-01T00:00:00-06:00", "bbox": "20.5,-100.5,20.7,-100.3"}"""
+        data = OPEN311_REQUESTS.load(filters or {})
+        return self._caught_up().open311_requests(**data)
+
+    @rpc(expected_exceptions=RPC_EXPECTED)
+    def open311_updates(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        """Public timeline entries after `since`, oldest first (Open311 servicerequestupdates;
+        no auth). Example filters: {"since": "2026-03-01T12:00:00Z", "limit": 100}"""
+        data = OPEN311_UPDATES.load(filters or {})
+        return self._caught_up().open311_updates(**data)
 
     # ---- HTTP ----------------------------------------------------------------------------------
 
@@ -165,6 +183,13 @@ class TrackingService:
         if self.tracking.relay is not None:
             self.tracking.relay.lag()  # refreshes its gauge
         return exposition()
+
+    def _caught_up(self) -> ReportProjector:
+        """The projector, after applying what was saved a moment ago (read your own writes)."""
+        projector = self.tracking.projector
+        if projector.lag():
+            projector.catch_up()
+        return projector
 
     def _view(self, folio: str, access_token: str | None, staff: bool) -> dict[str, Any] | None:
         projector = self.tracking.projector
