@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash deploy/local/ensure-infra.sh
+# The portal's browser test drives Debian's chromium and chromedriver (never a downloaded browser).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  echo "installing chromium and chromium-driver for the browser test"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 export PSYCOPG_WAIT_FUNC=wait_select
 .venv/bin/ruff check .
 .venv/bin/lint-imports --config pyproject.toml
