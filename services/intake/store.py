@@ -24,7 +24,7 @@ DDL = (
     " state TEXT NOT NULL, folio TEXT, response TEXT, created_at TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS intake_submissions_folio ON intake_submissions (folio)",
     "CREATE TABLE IF NOT EXISTS intake_conversations (sender TEXT PRIMARY KEY,"
-    " state TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    " state TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL)",
 )
 CATALOG_TTL = 5.0  # seconds another replica's catalog edit may take to show here
 
@@ -41,6 +41,11 @@ class Claim:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+class ConversationChanged(Exception):
+    """Another message from the same sender moved the conversation first: start again from
+    the stored state."""
 
 
 class IntakeStore:
@@ -63,6 +68,11 @@ class IntakeStore:
                 ServiceDefinition.from_dict(json.loads(row[0])) for row in rows)}
             self._catalog_read = time.monotonic()
         return self._catalog
+
+    def catalog_changed_at(self) -> str | None:
+        """When an admin last changed the catalog (ISO, UTC), or None for an empty catalog."""
+        rows, _ = self.sql.run("SELECT MAX(updated_at) FROM intake_services")
+        return rows[0][0] if rows else None
 
     def put_service(self, definition: ServiceDefinition) -> None:
         row = (definition.code, json.dumps(definition.as_dict(), ensure_ascii=False),
@@ -135,19 +145,27 @@ class IntakeStore:
 
     # ---- chatbot conversations ----------------------------------------------------------------
 
-    def conversation(self, sender: str) -> dict[str, Any] | None:
-        with self.sql.transaction() as tx:
-            row = tx.execute("SELECT state FROM intake_conversations WHERE sender = %s",
-                             (sender,)).fetchone()
-        return None if row is None else json.loads(row[0])
+    def conversation(self, sender: str) -> tuple[dict[str, Any] | None, int]:
+        """(state, version): version 0 when there is no conversation."""
+        rows, _ = self.sql.run("SELECT state, version FROM intake_conversations "
+                               "WHERE sender = %s", (sender,))
+        return (None, 0) if not rows else (json.loads(rows[0][0]), int(rows[0][1]))
 
-    def save_conversation(self, sender: str, state: dict[str, Any] | None) -> None:
-        """Store the conversation's state; None ends it."""
-        with self.sql.transaction() as tx:
-            if state is None:
-                tx.execute("DELETE FROM intake_conversations WHERE sender = %s", (sender,))
-                return
-            tx.execute("INSERT INTO intake_conversations (sender, state, updated_at) "
-                       "VALUES (%s, %s, %s) ON CONFLICT (sender) DO UPDATE SET "
-                       "state = excluded.state, updated_at = excluded.updated_at",
-                       (sender, json.dumps(state, ensure_ascii=False), _now()))
+    def save_conversation(self, sender: str, state: dict[str, Any] | None,
+                          version: int) -> None:
+        """Store the state read at `version` (None ends the conversation); if another replica
+        changed it since, ConversationChanged and nothing is written."""
+        if state is None:
+            sql, params = ("DELETE FROM intake_conversations WHERE sender = %s AND version = %s",
+                           (sender, version))
+        elif version == 0:
+            sql, params = ("INSERT INTO intake_conversations (sender, state, version, updated_at)"
+                           " VALUES (%s, %s, 1, %s) ON CONFLICT (sender) DO NOTHING",
+                           (sender, json.dumps(state, ensure_ascii=False), _now()))
+        else:
+            sql, params = ("UPDATE intake_conversations SET state = %s, version = version + 1, "
+                           "updated_at = %s WHERE sender = %s AND version = %s",
+                           (json.dumps(state, ensure_ascii=False), _now(), sender, version))
+        _, changed = self.sql.run(sql, params)
+        if changed != 1 and not (state is None and version == 0):
+            raise ConversationChanged(sender)
