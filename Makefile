@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench bench-intake lint clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ test: install
 bench: install
 	bash deploy/local/ensure-infra.sh
 	PSYCOPG_WAIT_FUNC=wait_select $(PY) -m bench.bench_tracking
+
+bench-intake: install
+	bash deploy/local/ensure-infra.sh
+	PSYCOPG_WAIT_FUNC=wait_select $(PY) -m bench.bench_intake
 
 lint: install
 	$(VENV)/bin/ruff check .

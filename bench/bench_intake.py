@@ -203,7 +203,8 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seed", type=int, default=100_000)
-    parser.add_argument("--gets", type=int, default=500, help="per filter kind")
+    parser.add_argument("--gets", type=int, default=300,
+                        help="per filter kind, sequentially (c1) and 4 at a time (c4)")
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -230,7 +231,7 @@ def main() -> None:
         figures["open311_post_per_s"] = rate
         with psycopg.connect(**PG) as conn:
             stored = conn.execute(
-                f"SELECT count(*) FROM {tracking_schema}.stored_events WHERE originator_version"
+                f"SELECT count(*) FROM {tracking_schema}.tracking_events WHERE originator_version"
                 " = 1").fetchone()[0]
         figures["open311_posts"] = len(folios)
         figures["reports_stored_in_tracking"] = stored
@@ -239,9 +240,11 @@ def main() -> None:
         figures["tracking_peak_rss_mb"] = rss_mb(processes[0].pid)
         seed_reports(tracking_schema, args.seed)
         figures["seeded_reports"] = args.seed
-        for name, (p50, p99) in get_latency(client, args.gets).items():
-            figures[f"get_requests_{name}_p50_ms"] = p50
-            figures[f"get_requests_{name}_p99_ms"] = p99
+        for concurrency in (1, 4):
+            reader = Client(18100, concurrency)
+            for name, (p50, p99) in get_latency(reader, args.gets).items():
+                figures[f"get_{name}_c{concurrency}_p50_ms"] = p50
+                figures[f"get_{name}_c{concurrency}_p99_ms"] = p99
     finally:
         for process in processes:
             os.killpg(process.pid, signal.SIGTERM)

@@ -92,6 +92,9 @@ class RemoteService(HeaderEncoder):
                 dumps({"args": args, "kwargs": kwargs}), exchange=self.exchange,
                 routing_key=f"{self.service_name}.{method}",
                 reply_to=self.listener.routing_key, correlation_id=correlation_id,
+                # A request nobody took within the timeout is dropped by the broker: the caller
+                # was already told it failed and may retry, so running it late would duplicate.
+                expiration=str(int(self.timeout * 1000)),
                 application_headers=self.get_message_headers(self.worker_ctx))
             return RpcReply(reply_event).result()
         finally:
