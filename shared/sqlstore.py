@@ -9,6 +9,7 @@ placeholders; the SQLite dialect rewrites them to `?`.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -32,6 +33,19 @@ class Tx:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Tx:
         self._cursor.execute(self._sql(sql), tuple(params))
+        return self
+
+    def execute_numbered(self, sql: str, params: Sequence[Any]) -> Tx:
+        """A statement with numbered placeholders ($1, $2, … in order): PostgreSQL takes it as
+        it is, with no client-side rewriting (worth it for very long statements, which psycopg
+        does not cache); SQLite gets `?`."""
+        if self.dialect == "sqlite":
+            self._cursor.execute(re.sub(r"\$[0-9]+", "?", sql), tuple(params))
+            return self
+        from psycopg import RawCursor
+
+        with RawCursor(self._cursor.connection) as raw:
+            raw.execute(sql, tuple(params))
         return self
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:

@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from marshmallow import ValidationError
-from nameko.web.handlers import http
 from werkzeug.wrappers import Request, Response
+
+from shared.web import http
 
 from . import schemas
 from .application import Submission

@@ -14,10 +14,10 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 from nameko.dependency_providers import Config
-from nameko.web.handlers import http
 from werkzeug.wrappers import Request, Response
 
 from shared.auth import Unauthenticated
+from shared.web import http
 
 from . import chatbot
 from .api import body

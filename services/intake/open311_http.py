@@ -16,10 +16,10 @@ from marshmallow import ValidationError
 from nameko.exceptions import RemoteError
 from nameko.exceptions import UnknownService as ServiceDown
 from nameko.extensions import DependencyProvider
-from nameko.web.handlers import http
 from werkzeug.wrappers import Request, Response
 
 from shared.rpcclient import RpcTimeout
+from shared.web import http
 
 from . import open311, open311_docs
 from .application import UnknownService

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from nameko.extensions import DependencyProvider
-from nameko.web.handlers import http
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
+
+from shared.web import http
 
 from .errors import http_errors, json_response
 

@@ -10,9 +10,10 @@ from typing import Any
 
 import eventlet
 from nameko.exceptions import RemoteError
-from nameko.web.handlers import http
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
+
+from shared.web import http
 
 from . import schemas
 from .application import Submission, SubmissionInProgress, UnknownService

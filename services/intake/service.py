@@ -4,12 +4,12 @@ Each door is a mixin in its own module; this class declares the dependencies the
 
 from __future__ import annotations
 
-from nameko.web.handlers import http
 from werkzeug.wrappers import Request, Response
 
 import shared.runtime  # noqa: F401  (must come before anything that loads psycopg)
 from shared.auth import Auth
 from shared.metrics import RequestMetrics, exposition
+from shared.web import http
 
 # Imported as modules, not classes: `nameko run` takes every class in this module that has
 # entrypoints for a service, and the mixins are not services.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from nameko.web.handlers import http
 from prometheus_client import Gauge
 from werkzeug.wrappers import Request, Response
 
@@ -13,6 +12,7 @@ import shared.runtime  # noqa: F401  (must come before anything that loads psyco
 from shared.auth import Auth
 from shared.metrics import RequestMetrics, exposition
 from shared.rpc import rpc
+from shared.web import http
 
 from . import commands, schemas
 from .dependencies import TrackingRuntime
