@@ -12,6 +12,7 @@ from __future__ import annotations
 
 # isort: off
 import eventlet
+import eventlet.queue
 
 eventlet.monkey_patch()
 
@@ -66,23 +67,24 @@ def start(service: str, env: dict[str, str], port: int) -> subprocess.Popen:
 
 
 class Client:
-    """Keep-alive HTTP connections, one per green thread."""
+    """`concurrency` keep-alive HTTP connections, each used by one request at a time."""
 
     def __init__(self, port: int, concurrency: int) -> None:
         self.port = port
         self.pool = eventlet.GreenPool(concurrency)
-        self.connections: dict[int, http.client.HTTPConnection] = {}
+        self.idle: eventlet.queue.LightQueue = eventlet.queue.LightQueue()
+        for _ in range(concurrency):
+            self.idle.put(http.client.HTTPConnection("127.0.0.1", port, timeout=60))
 
     def request(self, method: str, path: str, body: bytes | None = None,
                 headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-        me = id(eventlet.getcurrent())
-        connection = self.connections.get(me)
-        if connection is None:
-            connection = self.connections[me] = http.client.HTTPConnection(
-                "127.0.0.1", self.port, timeout=60)
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
+        connection = self.idle.get()
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            self.idle.put(connection)
 
     def run(self, calls: list, func) -> list:
         return list(self.pool.imap(func, calls))
