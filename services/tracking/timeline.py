@@ -8,10 +8,11 @@ private until someone decides it is public. The access token hash is never copie
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 EVENT_LABELS = {
     "opened": "Reporte recibido",
@@ -172,7 +173,9 @@ def render_timeline(entries: list[dict[str, Any]], audience: str) -> list[dict[s
 
 
 def to_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON text, as json.dumps(separators=(",", ":"), ensure_ascii=False) writes it;
+    orjson writes it several times faster, and a rebuild writes every row's JSON."""
+    return orjson.dumps(value).decode()
 
 
 def append_json(array: str, *items: Any) -> str:
