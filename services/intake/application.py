@@ -38,7 +38,8 @@ class Contacts(Protocol):
 
 
 class SubmissionInProgress(Exception):
-    """The same idempotency key is being processed right now; retry in a moment."""
+    """The same idempotency key is held by an attempt that cannot be repeated here (claimed by
+    an older version of intake); retry in a moment."""
 
 
 class IdempotencyKeyReused(Exception):
@@ -107,28 +108,30 @@ class IntakeApplication:
         definition = self.service(submission.service_code)
         answers = definition.check_answers(submission.answers)
         key = submission.idempotency_key
-        token = secrets.token_hex(12)
+        token, access_token = secrets.token_hex(12), secrets.token_urlsafe(18)
+        request: dict[str, Any] = {}
         if key is not None:
-            claim = self.store.claim(key, submission.fingerprint(), submission.channel, token)
+            claim = self.store.claim(key, submission.fingerprint(), submission.channel, token,
+                                     access_token)
             if claim.outcome == "done":
                 return claim.response or {}
-            if claim.outcome == "pending":
-                raise SubmissionInProgress(key)
             if claim.outcome == "mismatch":
                 raise IdempotencyKeyReused(key)
+            if claim.access_token is None:  # claimed before access tokens were kept here
+                raise SubmissionInProgress(key)
+            # New, or an earlier attempt that never finished (it timed out, or this process died
+            # after tracking saved): tracking answers a repeated request key with the report the
+            # first attempt opened, so the key is never released and never gives two reports.
+            token, access_token = claim.token or token, claim.access_token
+            request = {"request_key": key, "access_token": access_token}
         payload = {
             "service_code": definition.code, "service_name": definition.name,
             "department": definition.department, "description": submission.description,
             "location": submission.location, "attributes": answers,
             "media_urls": submission.media_urls, "sla_hours": definition.sla_hours,
-            "channel": submission.channel,
+            "channel": submission.channel, **request,
         }
-        try:
-            opened = self.tracking.open_report(payload, on_behalf_of)
-        except BaseException:
-            if key is not None:
-                self.store.release(key)
-            raise
+        opened = self.tracking.open_report(payload, on_behalf_of)
         receipt = {
             "folio": opened["folio"], "access_token": opened["access_token"],
             "token": token, "opened_at": opened["opened_at"],

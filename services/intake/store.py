@@ -18,10 +18,12 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS intake_services (code TEXT PRIMARY KEY, definition TEXT NOT NULL,"
     " active INTEGER NOT NULL, updated_at TEXT NOT NULL)",
     # One row per submission whatever the channel: the idempotency key (the app's own, or one we
-    # make), the Open311 token, and once tracking answered, the folio and the answer we gave.
+    # make), the Open311 token, the citizen's access token while tracking has not answered (a
+    # retry sends the same open again), and then the folio and the answer we gave.
     "CREATE TABLE IF NOT EXISTS intake_submissions (idempotency_key TEXT PRIMARY KEY,"
     " fingerprint TEXT NOT NULL, token TEXT NOT NULL UNIQUE, channel TEXT NOT NULL,"
-    " state TEXT NOT NULL, folio TEXT, response TEXT, created_at TEXT NOT NULL)",
+    " state TEXT NOT NULL, folio TEXT, response TEXT, created_at TEXT NOT NULL,"
+    " access_token TEXT)",
     "CREATE INDEX IF NOT EXISTS intake_submissions_folio ON intake_submissions (folio)",
     "CREATE TABLE IF NOT EXISTS intake_conversations (sender TEXT PRIMARY KEY,"
     " state TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL)",
@@ -32,11 +34,13 @@ CATALOG_TTL = 5.0  # seconds another replica's catalog edit may take to show her
 @dataclass(frozen=True)
 class Claim:
     """What claiming an idempotency key found: `new` (go ahead), `done` (answer `response`
-    again), `pending` (the first attempt is still running) or `mismatch` (same key, other body)."""
+    again), `pending` (an earlier attempt has not finished: it may still be running, or it died;
+    go ahead with its tokens) or `mismatch` (same key, other body)."""
 
     outcome: str
     token: str | None = None
     response: dict[str, Any] | None = None
+    access_token: str | None = None
 
 
 def _now() -> str:
@@ -54,8 +58,16 @@ class IntakeStore:
         with sql.transaction() as tx:
             for statement in DDL:
                 tx.execute(statement)
+        self._add_access_token_column()
         self._catalog: dict[str, ServiceDefinition] | None = None
         self._catalog_read = 0.0
+
+    def _add_access_token_column(self) -> None:
+        """Databases made before submissions kept the access token get the column."""
+        try:
+            self.sql.run("SELECT access_token FROM intake_submissions WHERE 1 = 0")
+        except Exception:  # no such column (sqlite3.OperationalError, psycopg UndefinedColumn)
+            self.sql.run("ALTER TABLE intake_submissions ADD COLUMN access_token TEXT")
 
     # ---- catalog ------------------------------------------------------------------------------
 
@@ -98,24 +110,23 @@ class IntakeStore:
 
     # ---- submissions --------------------------------------------------------------------------
 
-    def claim(self, key: str, fingerprint: str, channel: str, token: str) -> Claim:
+    def claim(self, key: str, fingerprint: str, channel: str, token: str,
+              access_token: str) -> Claim:
         """Take the idempotency key for this submission, or say who has it."""
         _, inserted = self.sql.run(
             "INSERT INTO intake_submissions (idempotency_key, fingerprint, token, channel, state,"
-            " created_at) VALUES (%s, %s, %s, %s, 'pending', %s) "
-            "ON CONFLICT (idempotency_key) DO NOTHING", (key, fingerprint, token, channel, _now()))
+            " created_at, access_token) VALUES (%s, %s, %s, %s, 'pending', %s, %s) "
+            "ON CONFLICT (idempotency_key) DO NOTHING",
+            (key, fingerprint, token, channel, _now(), access_token))
         if inserted == 1:
-            return Claim("new", token)
-        rows, _ = self.sql.run("SELECT fingerprint, token, state, response FROM intake_submissions"
-                               " WHERE idempotency_key = %s", (key,))
-        row = rows[0] if rows else None
-        if row is None:  # released between our insert and select: let the caller try again
-            return Claim("pending")
-        stored_fingerprint, stored_token, state, response = row
+            return Claim("new", token, access_token=access_token)
+        rows, _ = self.sql.run("SELECT fingerprint, token, state, response, access_token FROM "
+                               "intake_submissions WHERE idempotency_key = %s", (key,))
+        stored_fingerprint, stored_token, state, response, stored_access = rows[0]
         if stored_fingerprint != fingerprint:
             return Claim("mismatch", stored_token)
         if state != "done":
-            return Claim("pending", stored_token)
+            return Claim("pending", stored_token, access_token=stored_access)
         return Claim("done", stored_token, json.loads(response))
 
     def record(self, key: str, fingerprint: str, channel: str, token: str, folio: str,
@@ -129,14 +140,9 @@ class IntakeStore:
                       json.dumps(response, ensure_ascii=False), _now()))
 
     def complete(self, key: str, folio: str, response: dict[str, Any]) -> None:
-        self.sql.run("UPDATE intake_submissions SET state = 'done', folio = %s, response = %s "
-                     "WHERE idempotency_key = %s",
+        self.sql.run("UPDATE intake_submissions SET state = 'done', folio = %s, response = %s, "
+                     "access_token = NULL WHERE idempotency_key = %s",
                      (folio, json.dumps(response, ensure_ascii=False), key))
-
-    def release(self, key: str) -> None:
-        """The submission failed before tracking opened a report: the key is free again."""
-        self.sql.run("DELETE FROM intake_submissions WHERE idempotency_key = %s "
-                     "AND state = 'pending'", (key,))
 
     def folio_for_token(self, token: str) -> tuple[bool, str | None]:
         """(known, folio): an Open311 token we issued, and its folio once there is one."""

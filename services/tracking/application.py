@@ -91,8 +91,14 @@ class TrackingApplication(Application[UUID]):
         media_urls: list[str] | None = None,
         sla_hours: float | None = None,
         actor: Actor,
+        request_key: str | None = None,
+        access_token: str | None = None,
     ) -> OpenedReport:
         """Allocate a folio and open the report's stream; the citizen gets folio and access token.
+
+        A caller that may send the same open again (after a timeout, a crash) names it with a
+        `request_key` and brings the citizen's `access_token`: every retry then answers with the
+        one report the first attempt opened, or opens it if that attempt never saved.
 
         Example: open_report(service_code="bache", service_name="Bache", department="obras",
         description="Bache profundo", location={"lat": 20.59, "long": -100.39}, actor=...)"""
@@ -100,8 +106,11 @@ class TrackingApplication(Application[UUID]):
             location.get("address") or location.get("address_id")
         ):
             raise InvalidCommand("a report needs coordinates or an address")
-        folio = self.folios.next_folio()
-        token = secrets.token_urlsafe(18)
+        if (request_key is None) != (access_token is None):
+            raise InvalidCommand("a request key and an access token come together")
+        folio = (self.folios.folio_for_request(f"{actor.id}|{request_key}") if request_key
+                 else self.folios.next_folio())
+        token = access_token or secrets.token_urlsafe(18)
         now = datetime.now().astimezone()
         due_at = now + timedelta(hours=sla_hours) if sla_hours else None
         report = Report(
@@ -117,8 +126,20 @@ class TrackingApplication(Application[UUID]):
             access_token_hash=hash_token(token),
             actor=actor,
         )
-        self.group_commit.save(report)
+        try:
+            self.group_commit.save(report)
+        except RecordConflictError:
+            if request_key is None:
+                raise
+            return self._opened_before(folio, token)
         return OpenedReport(folio, token, report.created_on, due_at, report.version)
+
+    def _opened_before(self, folio: str, access_token: str) -> OpenedReport:
+        """A retried open whose first attempt saved: that report, if the token is the same."""
+        report = self.get_report(folio)
+        if not hmac.compare_digest(report.access_token_hash, hash_token(access_token)):
+            raise InvalidCommand("this request key already opened a report with another token")
+        return OpenedReport(folio, access_token, report.created_on, report.due_at, report.version)
 
     # ---- lifecycle ---------------------------------------------------------------------------
 

@@ -2,7 +2,11 @@
 
 Numbers come from a counter row per prefix and year in the tracking database. Each process takes a
 block of numbers per round trip, so allocation stays cheap under load; a crash loses at most the
-rest of a block (gaps are allowed, duplicates never)."""
+rest of a block (gaps are allowed, duplicates never).
+
+A caller that may retry an open (intake, with the citizen's idempotency key) names its request:
+the first folio given for a request key is the folio every retry of it gets, so the retry lands on
+the same report stream (whose id derives from the folio) instead of opening a second report."""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from .domainmodel import format_folio
 DDL = """CREATE TABLE IF NOT EXISTS folio_counters (
     prefix TEXT NOT NULL, year INTEGER NOT NULL, last BIGINT NOT NULL,
     PRIMARY KEY (prefix, year))"""
+REQUESTS_DDL = """CREATE TABLE IF NOT EXISTS folio_requests (
+    request_key TEXT PRIMARY KEY, folio TEXT NOT NULL, created_at TEXT NOT NULL)"""
 
 
 class FolioAllocator:
@@ -29,6 +35,7 @@ class FolioAllocator:
         self._blocks: dict[int, tuple[int, int]] = {}
         with store.transaction() as tx:
             tx.execute(DDL)
+            tx.execute(REQUESTS_DDL)
 
     def next_folio(self, now: datetime | None = None) -> str:
         year = (now or datetime.now(self.tz)).astimezone(self.tz).year
@@ -39,6 +46,18 @@ class FolioAllocator:
                 nxt = last - self.block_size + 1
             self._blocks[year] = (nxt + 1, last)
         return format_folio(self.prefix, year, nxt)
+
+    def folio_for_request(self, request_key: str) -> str:
+        """The folio reserved for this request: a fresh one the first time, the same one after."""
+        rows, _ = self.store.run(
+            "INSERT INTO folio_requests (request_key, folio, created_at) VALUES (%s, %s, %s) "
+            "ON CONFLICT (request_key) DO NOTHING RETURNING folio",
+            (request_key, self.next_folio(), datetime.now(self.tz).isoformat()))
+        if rows:
+            return str(rows[0][0])
+        rows, _ = self.store.run("SELECT folio FROM folio_requests WHERE request_key = %s",
+                                 (request_key,))
+        return str(rows[0][0])
 
     def _take_block(self, year: int) -> int:
         with self.store.transaction() as tx:

@@ -34,6 +34,14 @@ class OpenReportSchema(Schema):
                              validate=validate.Length(max=20))
     sla_hours = fields.Float(validate=validate.Range(min=0, max=24 * 365), load_default=None)
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    # A caller that may retry names the open and brings the citizen's token (see open_report).
+    request_key = Text(validate=validate.Length(1, 200), load_default=None)
+    access_token = Text(validate=validate.Length(20, 200), load_default=None)
+
+    @validates_schema
+    def key_with_token(self, data, **kwargs):
+        if (data.get("request_key") is None) != (data.get("access_token") is None):
+            raise ValidationError("request_key and access_token go together", "request_key")
 
 
 class CommandSchema(Schema):

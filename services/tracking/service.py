@@ -45,7 +45,8 @@ class TrackingService:
 
         Example payload: {"service_code": "bache", "service_name": "Bache", "department": "obras",
         "description": "Bache profundo", "location": {"lat": 20.59, "long": -100.39},
-        "channel": "phone_070", "sla_hours": 72}"""
+        "channel": "phone_070", "sla_hours": 72}; a caller that may send it again adds
+        "request_key" and the citizen's "access_token": a repeat answers with the same report."""
         principal = self.auth.require(*commands.OPEN_ROLES)
         data = OPEN_REPORT.load(payload or {})
         channel = data.pop("channel")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
-from tests.support import bearer
+from tests.support import bearer, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -43,6 +45,32 @@ def test_a_phone_that_retries_with_the_same_key_gets_one_report(stack):
     assert first.json()["folio"] == again.json()["folio"]
     other = post_app(stack, {**POTHOLE, "description": "otro"}, key)
     assert other.status_code == 422
+
+
+def test_a_phone_retrying_before_the_first_answer_came_still_gets_one_report(stack):
+    """Six sends of one report, all in flight at once (a phone on a bad network): every answer
+    is the same folio and tracking holds one report."""
+    key = str(uuid.uuid4())
+    spot = {"lat": 20.6 + random.random() / 10, "long": -100.4 + random.random() / 10}
+    body = {**POTHOLE, "location": spot}
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: post_app(stack, body, key), range(6)))
+
+    assert [a.status_code for a in answers] == [201] * 6, [a.text for a in answers]
+    assert len({a.json()["folio"] for a in answers}) == 1
+    assert len({a.json()["access_token"] for a in answers}) == 1
+    # A later report on the same spot: once the views show it, they show everything before it.
+    later = post_app(stack, {**body, "description": "otro"}).json()["folio"]
+    bbox = f"{spot['lat'] - 1e-5},{spot['long'] - 1e-5},{spot['lat'] + 1e-5},{spot['long'] + 1e-5}"
+
+    def on_the_spot():
+        found = requests.get(f"{stack.tracking.url}/reports", params={"bbox": bbox},
+                             headers=bearer("supervisor"), timeout=10).json()["reports"]
+        folios = {r["folio"] for r in found}
+        return found if later in folios else None
+
+    assert sorted(r["folio"] for r in wait_for(on_the_spot)) == sorted(
+        [answers[0].json()["folio"], later])
 
 
 @pytest.mark.parametrize("body, field", [

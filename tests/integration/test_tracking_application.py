@@ -12,7 +12,13 @@ import pytest
 from eventsourcing.persistence import RecordConflictError
 
 from services.tracking.application import ReportNotFound, TrackingApplication, hash_token
-from services.tracking.domainmodel import FOLIO_PATTERN, Actor, report_id, wire_name
+from services.tracking.domainmodel import (
+    FOLIO_PATTERN,
+    Actor,
+    InvalidCommand,
+    report_id,
+    wire_name,
+)
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -347,6 +353,48 @@ def test_two_tracking_processes_on_one_store_never_issue_the_same_folio(app, ano
     # each process sees the other's reports: it is one store
     assert app.get_report(folios[1][0]).folio == folios[1][0]
     assert another_process.get_report(folios[0][0]).folio == folios[0][0]
+
+
+def open_named(app: TrackingApplication, key: str, token: str = "t0ken-of-the-citizen-01"):
+    return app.open_report(
+        service_code="bache", service_name="Bache", department="obras",
+        description="Bache de la app", location=CENTRO, sla_hours=72, actor=OPERATOR,
+        request_key=key, access_token=token)
+
+
+def test_an_open_sent_again_with_its_request_key_answers_with_the_one_report(app):
+    first = open_named(app, "app:phone-retry-1")
+    again = open_named(app, "app:phone-retry-1")
+
+    assert again.folio == first.folio
+    assert again.access_token == first.access_token == "t0ken-of-the-citizen-01"
+    assert again.opened_at == first.opened_at
+    assert app.check_access_token(first.folio, "t0ken-of-the-citizen-01")
+    opened = [n for n in stored_events(app) if n.topic.endswith("Report.Opened")]
+    assert len(opened) == 1
+
+
+def test_retries_of_one_request_racing_in_two_processes_open_one_report(app, another_process):
+    folios = run_together(*[lambda t=t: open_named(t, "app:storm-1").folio
+                            for t in (app, another_process) * 4])
+
+    assert len(set(folios)) == 1
+    opened = [n for n in stored_events(app) if n.topic.endswith("Report.Opened")]
+    assert len(opened) == 1
+
+
+def test_a_request_key_sent_with_another_token_does_not_open_the_report(app):
+    first = open_named(app, "app:k-1")
+    with pytest.raises(InvalidCommand):
+        open_named(app, "app:k-1", token="somebody-elses-token-000")
+    assert not app.check_access_token(first.folio, "somebody-elses-token-000")
+
+
+def test_a_request_key_without_the_citizens_token_is_refused(app):
+    with pytest.raises(InvalidCommand):
+        app.open_report(service_code="bache", service_name="Bache", department="obras",
+                        description="Bache", location=CENTRO, actor=OPERATOR, request_key="k")
+    assert stored_events(app) == []
 
 
 def test_openings_that_arrive_while_a_commit_is_in_flight_share_the_next_commit(app):

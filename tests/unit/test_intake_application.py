@@ -24,13 +24,26 @@ class FakeTracking:
         self.opened: list[dict] = []
         self.nearby = list(nearby)
         self.fail = False
+        self.lose_the_answer = False
+        self.by_key: dict[str, dict] = {}
 
     def open_report(self, payload, on_behalf_of):
+        """Like tracking: a repeated request key answers with the report it opened."""
         if self.fail:
             raise RuntimeError("tracking is down")
+        key = payload.get("request_key")
+        if key in self.by_key:
+            return self.by_key[key]
         self.opened.append(payload)
-        return {"folio": f"QRO-2026-{len(self.opened):06d}", "access_token": "secret-token",
-                "opened_at": "2026-11-22T10:00:00-06:00", "due_at": None, "version": 1}
+        receipt = {"folio": f"QRO-2026-{len(self.opened):06d}",
+                   "access_token": payload.get("access_token") or "secret-token",
+                   "opened_at": "2026-11-22T10:00:00-06:00", "due_at": None, "version": 1}
+        if key is not None:
+            self.by_key[key] = receipt
+        if self.lose_the_answer:  # saved, but intake never hears back (timeout, crash)
+            self.lose_the_answer = False
+            raise TimeoutError("tracking.open_report did not answer in 10 s")
+        return receipt
 
     def open_nearby(self, service_code, bbox):
         self.bbox = bbox
@@ -136,19 +149,40 @@ def test_a_key_reused_for_another_report_is_refused(intake):
         intake.submit(pothole(idempotency_key="app:k-2", description="Otro bache"))
 
 
-def test_a_key_still_in_flight_says_so(intake, store):
-    submission = pothole(idempotency_key="app:k-3")
-    store.claim("app:k-3", submission.fingerprint(), "app", token="t")
+def test_a_retry_after_tracking_saved_but_never_answered_gets_that_one_report(intake, tracking):
+    tracking.lose_the_answer = True
+    with pytest.raises(TimeoutError):
+        intake.submit(pothole(idempotency_key="app:k-3"))
+    again = intake.submit(pothole(idempotency_key="app:k-3"))
+    assert len(tracking.opened) == 1
+    assert again["folio"] == "QRO-2026-000001"
+    assert again["access_token"] == tracking.opened[0]["access_token"]
+
+
+def test_a_retry_while_the_first_attempt_is_pending_sends_the_same_open(intake, tracking, store):
+    submission = pothole(idempotency_key="app:k-5")
+    store.claim("app:k-5", submission.fingerprint(), "app", token="t" * 24,
+                access_token="a" * 24)  # the first attempt, still waiting for tracking
+    receipt = intake.submit(submission)
+    assert tracking.opened[0]["request_key"] == "app:k-5"
+    assert receipt["access_token"] == "a" * 24 and receipt["token"] == "t" * 24
+
+
+def test_a_key_held_by_an_attempt_without_a_kept_access_token_says_so(intake, store):
+    submission = pothole(idempotency_key="app:k-6")
+    store.claim("app:k-6", submission.fingerprint(), "app", token="t", access_token=None)
     with pytest.raises(SubmissionInProgress):
         intake.submit(submission)
 
 
-def test_when_tracking_fails_the_key_is_free_for_the_retry(intake, tracking):
+def test_when_tracking_fails_the_retry_opens_the_report_once(intake, tracking):
     tracking.fail = True
     with pytest.raises(RuntimeError):
         intake.submit(pothole(idempotency_key="app:k-4"))
     tracking.fail = False
-    assert intake.submit(pothole(idempotency_key="app:k-4"))["folio"]
+    first = intake.submit(pothole(idempotency_key="app:k-4"))
+    assert intake.submit(pothole(idempotency_key="app:k-4"))["folio"] == first["folio"]
+    assert len(tracking.opened) == 1
 
 
 def test_contact_details_go_to_notifications_and_never_to_tracking(intake, tracking, contacts):
@@ -213,3 +247,14 @@ def test_an_admin_adds_a_service_and_it_is_offered(intake):
                                   {"key": "fuerte", "name": "Fuerte"}]}]})
     assert "fuga_gas" in [s.code for s in intake.catalog()]
     assert intake.submit(pothole(service_code="fuga_gas", answers={"intensidad": "leve"}))
+
+
+def test_a_database_from_before_access_tokens_were_kept_gets_the_column():
+    sql = SqliteStore(":memory:")
+    with sql.transaction() as tx:
+        tx.execute("CREATE TABLE intake_submissions (idempotency_key TEXT PRIMARY KEY,"
+                   " fingerprint TEXT NOT NULL, token TEXT NOT NULL UNIQUE, channel TEXT NOT NULL,"
+                   " state TEXT NOT NULL, folio TEXT, response TEXT, created_at TEXT NOT NULL)")
+    store = IntakeStore(sql)
+    assert store.claim("app:old", "f", "app", "t", "a" * 24).outcome == "new"
+    assert store.claim("app:old", "f", "app", "u", "b" * 24).access_token == "a" * 24
