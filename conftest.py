@@ -2,8 +2,14 @@
 
 Without the patch, amqp reads block the whole test process (nameko runs on eventlet)."""
 
+import os
+
 import eventlet
 
 eventlet.monkey_patch()
 
 import shared.runtime  # noqa: E402,F401  (PSYCOPG_WAIT_FUNC before psycopg loads)
+
+# Hypothesis loads every installed plugin on import; trio's (selenium's dependency) cannot load on
+# eventlet's green sockets, and the fuzz tests need none of them.
+os.environ.setdefault("HYPOTHESIS_NO_PLUGINS", "1")
