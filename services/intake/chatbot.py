@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from . import chatbot_text as words
@@ -322,6 +323,15 @@ def _keep_photo(state: State, message: Inbound) -> tuple[State, bool]:
 def _again(kept: bool, problem: str, asked: str) -> list[str]:
     """The step's question again: after a photo alone, say it was kept instead of a complaint."""
     return ["Recibí tu foto.", asked] if kept else [problem, asked]
+
+
+def expire(state: State | None, idle: timedelta, limit: timedelta) -> tuple[State | None,
+                                                                           list[str]]:
+    """A conversation left half-way for longer than `limit` is dropped: the next message starts
+    a new one (with a word on why) instead of answering a question asked days ago."""
+    if state is None or state["step"] == DONE or idle <= limit:
+        return state, []
+    return {"step": DONE, **_retries(state)}, [words.EXPIRED]
 
 
 # ---- a provider's retries ------------------------------------------------------------------

@@ -10,6 +10,7 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -35,6 +36,7 @@ from .store import ConversationChanged
 log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024
 SAVE_ATTEMPTS = 5
+IDLE_LIMIT = timedelta(hours=24)  # CHATBOT_IDLE_HOURS: a half-done conversation is dropped after
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{6,19}$")
 
 
@@ -107,9 +109,14 @@ class ChatbotWebhook:
         check_size(request)
         message, sender = inbound(body(request))
         with LOCKS.hold(sender):
-            replies, folio = converse(self.intake, sender, message)
+            replies, folio = converse(self.intake, sender, message, idle_limit(self.config))
         answer = {"sender": sender, "replies": replies}
         return json_response({**answer, "folio": folio} if folio else answer)
+
+
+def idle_limit(config: dict[str, Any]) -> timedelta:
+    hours = config.get("CHATBOT_IDLE_HOURS")
+    return IDLE_LIMIT if hours in (None, "") else timedelta(hours=float(hours))
 
 
 def check_secret(request: Request, config: dict[str, Any]) -> None:
@@ -132,18 +139,23 @@ def inbound(data: dict[str, Any]) -> tuple[chatbot.Inbound, str]:
                            message_id=loaded["message_id"]), loaded["sender"]
 
 
-def converse(intake: IntakeApplication, sender: str,
-             message: chatbot.Inbound) -> tuple[list[str], str | None]:
+def converse(intake: IntakeApplication, sender: str, message: chatbot.Inbound,
+             idle_limit: timedelta = IDLE_LIMIT) -> tuple[list[str], str | None]:
     """Load the sender's conversation, take one step (and its action), store it: (replies,
-    folio if this message created a report). If another replica moved the conversation
-    meanwhile, the step is taken again on the fresh state (actions are idempotent)."""
+    folio if this message created a report). A conversation idle for longer than `idle_limit`
+    starts over. If another replica moved the conversation meanwhile, the step is taken again
+    on the fresh state (actions are idempotent)."""
     for attempt in range(1, SAVE_ATTEMPTS + 1):
-        state, version = intake.store.conversation(sender)
+        state, version, updated_at = intake.store.conversation(sender)
         replayed = chatbot.replay(state, message)
         if replayed is not None:
             return replayed
+        expired: list[str] = []
+        if updated_at is not None:
+            state, expired = chatbot.expire(state, datetime.now(UTC) - updated_at, idle_limit)
         catalog = intake.catalog()
         state, replies, action = chatbot.reply(state, message, catalog)
+        replies = expired + replies
         folio = None
         if action is not None and state is not None:
             state, more, folio = carry_out(intake, sender, state, action, catalog)

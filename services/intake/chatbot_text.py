@@ -254,6 +254,8 @@ ASK_DESCRIPTION = "Describe el problema en pocas palabras (qué pasa y alguna re
 ASK_PHOTO = "Si puedes, envía una foto del problema. Si no, responde 'omitir'."
 CANCELLED = "Listo, cancelé el reporte. Cuando quieras, escribe 'hola' para empezar otro."
 START = "Escribe 'hola' para empezar un reporte."
+EXPIRED = ("Tu reporte anterior quedó a medias por mucho tiempo y lo descarté; empecemos de "
+           "nuevo.")
 ANOTHER = "Si quieres reportar otra cosa, escribe 'hola'."
 NOT_SENT = ("No lo envié. Escribe 'atrás' para corregir el último dato, 'reiniciar' para empezar "
             "de nuevo o 'cancelar' para salir.")

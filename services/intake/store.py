@@ -8,7 +8,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.sqlstore import SqlStore
 
@@ -41,6 +41,12 @@ class Claim:
     token: str | None = None
     response: dict[str, Any] | None = None
     access_token: str | None = None
+
+
+class Conversation(NamedTuple):
+    state: dict[str, Any] | None
+    version: int
+    updated_at: datetime | None
 
 
 def _now() -> str:
@@ -151,11 +157,14 @@ class IntakeStore:
 
     # ---- chatbot conversations ----------------------------------------------------------------
 
-    def conversation(self, sender: str) -> tuple[dict[str, Any] | None, int]:
-        """(state, version): version 0 when there is no conversation."""
-        rows, _ = self.sql.run("SELECT state, version FROM intake_conversations "
+    def conversation(self, sender: str) -> Conversation:
+        """The sender's conversation; version 0 when there is none."""
+        rows, _ = self.sql.run("SELECT state, version, updated_at FROM intake_conversations "
                                "WHERE sender = %s", (sender,))
-        return (None, 0) if not rows else (json.loads(rows[0][0]), int(rows[0][1]))
+        if not rows:
+            return Conversation(None, 0, None)
+        state, version, updated_at = rows[0]
+        return Conversation(json.loads(state), int(version), datetime.fromisoformat(updated_at))
 
     def save_conversation(self, sender: str, state: dict[str, Any] | None,
                           version: int) -> None:

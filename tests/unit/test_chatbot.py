@@ -8,6 +8,7 @@ import json
 import re
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -364,7 +365,7 @@ def test_two_messages_from_one_sender_at_once_are_handled_one_after_the_other(in
         time.sleep(0.05)
     for thread in threads:
         thread.join()
-    state, _ = intake.store.conversation(SENDER)
+    state = intake.store.conversation(SENDER).state
     assert state["seen"] == ["a", "b", "c"]  # neither message's step was lost
     assert state["location"] == HERE and state["step"] == "pregunta"
 
@@ -379,7 +380,7 @@ def test_a_step_taken_on_a_stale_conversation_is_taken_again_on_the_fresh_one(in
     conversation moved and repeats its step on what the first saved, instead of overwriting it."""
     store = intake.store
     chatbot_http.converse(intake, SENDER, Inbound(text="hola", message_id="m-1"))
-    state, version = store.conversation(SENDER)
+    state, version, _ = store.conversation(SENDER)
     real_conversation = store.conversation
     calls = {"n": 0}
 
@@ -396,5 +397,35 @@ def test_a_step_taken_on_a_stale_conversation_is_taken_again_on_the_fresh_one(in
         chatbot_http.converse(intake, SENDER, Inbound(text="bache", message_id="m-2"))
     finally:
         store.conversation = real_conversation
-    final, final_version = store.conversation(SENDER)
+    final, final_version, _ = store.conversation(SENDER)
     assert calls["n"] == 2 and final.get("other") is True and final_version == version + 2
+
+
+def test_a_conversation_left_half_way_for_a_day_starts_over_with_the_next_message(intake):
+    send(intake, "bache")
+    send(intake, "20.5931, -100.392")
+    with intake.store.sql.transaction() as tx:  # a day and a bit later
+        tx.execute("UPDATE intake_conversations SET updated_at = %s WHERE sender = %s",
+                   ((datetime.now(UTC) - timedelta(hours=25)).isoformat(), SENDER))
+
+    replies, folio = send(intake, "hay basura tirada")
+
+    assert folio is None and "a medias" in replies[0]
+    state = intake.store.conversation(SENDER).state
+    assert state["service"] != "bache" and state["location"] is None
+
+
+def test_a_conversation_paused_for_an_hour_goes_on_where_it_was(intake):
+    send(intake, "bache")
+    with intake.store.sql.transaction() as tx:
+        tx.execute("UPDATE intake_conversations SET updated_at = %s WHERE sender = %s",
+                   ((datetime.now(UTC) - timedelta(hours=1)).isoformat(), SENDER))
+    replies, _ = send(intake, "20.5931, -100.392")
+    assert not any("a medias" in r for r in replies)
+    assert intake.store.conversation(SENDER).state["location"] is not None
+
+
+def test_a_finished_conversation_does_not_expire_it_simply_ends():
+    done = {"step": chatbot.DONE, "seen": ["m1"]}
+    assert chatbot.expire(done, timedelta(days=3), timedelta(hours=24)) == (done, [])
+    assert chatbot.expire(None, timedelta(days=3), timedelta(hours=24)) == (None, [])
