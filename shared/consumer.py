@@ -93,10 +93,10 @@ _preparing = threading.Lock()
 
 
 def _ensure_processed_table(store: SqlStore) -> None:
-    # Concurrent CREATE TABLE IF NOT EXISTS can still collide in PostgreSQL's catalog.
     with _preparing:
         if store not in _prepared:
             with store.transaction() as tx:
+                tx.lock_schema()  # other replicas may be creating it right now
                 tx.execute(PROCESSED_DDL)
             _prepared.add(store)
 

@@ -179,6 +179,7 @@ class OutboxRelay:
         # Set while this replica leads (see shared.leadership); None: always lead.
         self.leading: threading.Event | None = None
         with store.transaction() as tx:
+            tx.lock_schema()
             tx.execute(POSITIONS_DDL)
             tx.execute(
                 "INSERT INTO outbox_positions (name, position) VALUES (%s, 0) "

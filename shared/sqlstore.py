@@ -15,10 +15,13 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import shared.runtime  # noqa: F401  (PSYCOPG_WAIT_FUNC before psycopg is imported)
+
+DDL_LOCK = "expediente-ddl:"
+LIBRARY_DDL_LOCK = "expediente-library-ddl:"
 
 
 class Tx:
@@ -46,6 +49,16 @@ class Tx:
 
         with RawCursor(self._cursor.connection) as raw:
             raw.execute(sql, tuple(params))
+        return self
+
+    def lock_schema(self) -> Tx:
+        """Take the schema's DDL lock for the rest of this transaction: run it before creating
+        tables. Replicas starting together on a new database would otherwise race, and
+        PostgreSQL's CREATE TABLE IF NOT EXISTS fails against a concurrent one (the catalog's
+        unique keys). SQLite needs nothing: BEGIN IMMEDIATE already serialises writers."""
+        if self.dialect != "sqlite":
+            self._cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s || current_schema()))",
+                                 (DDL_LOCK,))
         return self
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -81,6 +94,11 @@ class SqlStore(ABC):
             tx.execute(sql, params)
             rows = tx.fetchall() if tx.has_rows else []
             return rows, tx.rowcount
+
+    def library_schema_lock(self) -> AbstractContextManager[None]:
+        """Held while a library creates its tables outside our transactions (eventsourcing's
+        event store, when an application starts): one replica at a time. A no-op on SQLite."""
+        return nullcontext()
 
     @abstractmethod
     def close(self) -> None:
@@ -211,6 +229,13 @@ class PostgresStore(SqlStore):
             rows = list(cursor.fetchall()) if cursor.description is not None else []
             conn._expediente_used = time.monotonic()  # type: ignore[attr-defined]
             return rows, cursor.rowcount
+
+    @contextmanager
+    def library_schema_lock(self) -> Iterator[None]:
+        with self.connect() as conn:  # a session lock, gone with the connection at the latest
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s || current_schema()))",
+                         (LIBRARY_DDL_LOCK,))
+            yield
 
     def connect(self) -> Any:
         """A dedicated autocommit connection, outside the pool (for locks held and LISTEN)."""

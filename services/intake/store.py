@@ -62,6 +62,7 @@ class IntakeStore:
     def __init__(self, sql: SqlStore) -> None:
         self.sql = sql
         with sql.transaction() as tx:
+            tx.lock_schema()
             for statement in DDL:
                 tx.execute(statement)
         self._add_access_token_column()
@@ -73,7 +74,9 @@ class IntakeStore:
         try:
             self.sql.run("SELECT access_token FROM intake_submissions WHERE 1 = 0")
         except Exception:  # no such column (sqlite3.OperationalError, psycopg UndefinedColumn)
-            self.sql.run("ALTER TABLE intake_submissions ADD COLUMN access_token TEXT")
+            # PostgreSQL: another replica may be adding it right now.
+            if_missing = " IF NOT EXISTS" if self.sql.dialect == "postgres" else ""
+            self.sql.run(f"ALTER TABLE intake_submissions ADD COLUMN{if_missing} access_token TEXT")
 
     # ---- catalog ------------------------------------------------------------------------------
 

@@ -57,8 +57,9 @@ class TrackingApplication(Application[UUID]):
     name = "tracking"
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        super().__init__(env)
-        self.sql = SqlStore.from_env(dict(self.env), name=self.name)
+        self.sql = SqlStore.from_env(dict(self.construct_env(self.name, env)), name=self.name)
+        with self.sql.library_schema_lock():  # replicas starting together: one creates tables
+            super().__init__(env)
         self.folios = FolioAllocator(
             self.sql,
             prefix=self.env.get("FOLIO_PREFIX", "QRO") or "QRO",

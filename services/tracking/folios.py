@@ -34,6 +34,7 @@ class FolioAllocator:
         self._lock = threading.Lock()
         self._blocks: dict[int, tuple[int, int]] = {}
         with store.transaction() as tx:
+            tx.lock_schema()
             tx.execute(DDL)
             tx.execute(REQUESTS_DDL)
 

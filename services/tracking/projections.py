@@ -76,6 +76,7 @@ class ReportProjector:
         self.name = name
         self._lock = threading.Lock()
         with self.store.transaction() as tx:
+            tx.lock_schema()
             for statement in DDL:
                 tx.execute(statement)
             create_indexes(tx)
