@@ -40,10 +40,16 @@ def has_contact(contact: dict[str, Any] | None) -> bool:
     return bool(contact) and any(contact.get(key) for key in ("email", "phone"))
 
 
-def declare(channel: Any) -> None:
-    """Declare the private exchange, notifications' queue and their binding (idempotent)."""
+def declare(channel: Any, queue_type: str | None = None) -> None:
+    """Declare the private exchange, notifications' queue and their binding (idempotent).
+
+    `queue_type` is EVENTS_QUEUE_TYPE, the same for every durable queue of the system: `quorum`
+    on a RabbitMQ cluster, so the queue is replicated and notifications can declare it alike
+    (RabbitMQ refuses a second declaration with other arguments)."""
     import kombu
 
     exchange = kombu.Exchange(EXCHANGE, type="direct", durable=True)
-    queue = kombu.Queue(QUEUE, exchange, routing_key=ROUTING_KEY, durable=True)
+    arguments = {"x-queue-type": queue_type} if queue_type else None
+    queue = kombu.Queue(QUEUE, exchange, routing_key=ROUTING_KEY, durable=True,
+                        queue_arguments=arguments)
     queue.bind(channel).declare()

@@ -49,11 +49,11 @@ class TrackingPort:
 class ContactHandoff:
     """Publishes subscription requests to notifications' queue, with a publisher confirm."""
 
-    def __init__(self, amqp_uri: str) -> None:
+    def __init__(self, amqp_uri: str, queue_type: str | None = None) -> None:
         import kombu
 
         with kombu.Connection(amqp_uri) as conn:
-            contacts.declare(conn.default_channel)
+            contacts.declare(conn.default_channel, queue_type)
         self.publisher = Publisher(amqp_uri, use_confirms=True)
         self.schema = contacts.SubscriptionRequestSchema()
 
@@ -74,7 +74,8 @@ class IntakeRuntime(DependencyProvider):
         added = self.store.seed(seed_catalog()) if not self.store.services() else 0
         if added:
             log.info("service catalog seeded with %d services", added)
-        self.contacts = ContactHandoff(config["AMQP_URI"])
+        self.contacts = ContactHandoff(config["AMQP_URI"],
+                                       config.get("EVENTS_QUEUE_TYPE") or None)
         self.radius = float(config.get("DUPLICATE_RADIUS_M") or 50)
         self.status_url = str(config.get("STATUS_PAGE_URL") or "")
 
