@@ -24,6 +24,7 @@ from nameko.extensions import DependencyProvider, Entrypoint, Extension
 from nameko.messaging import QueueConsumer
 from prometheus_client import Counter
 
+from shared import streamorder
 from shared.cloudevents import CloudEvent, InvalidCloudEvent
 from shared.deadletters import (
     ATTEMPTS,
@@ -54,6 +55,9 @@ DUPLICATES = Counter("expediente_consumer_duplicates_skipped_total",
                      ["consumer"])
 FAILURES = Counter("expediente_consumer_handler_failures_total",
                    "Handler runs that raised and were rolled back", ["consumer"])
+GAPS_FILLED = Counter("expediente_consumer_gaps_filled_total",
+                      "Events applied out of a gap fetched from their source, in order",
+                      ["consumer"])
 DEAD_LETTERED = Counter("expediente_consumer_dead_lettered_total",
                         "Messages parked in a consumer's dead queue", ["consumer", "reason"])
 
@@ -98,6 +102,7 @@ def _ensure_processed_table(store: SqlStore) -> None:
             with store.transaction() as tx:
                 tx.lock_schema()  # other replicas may be creating it right now
                 tx.execute(PROCESSED_DDL)
+                tx.execute(streamorder.POSITIONS_DDL)
             _prepared.add(store)
 
 
@@ -124,6 +129,49 @@ def _transactional(handler: Handler, store_attr: str) -> Callable[[Any, CloudEve
                 return False
             handler(service, event, tx)
         return True
+
+    return apply
+
+
+def _in_stream_order(handler: Handler, store_attr: str, catch_up: str
+                     ) -> Callable[[Any, CloudEvent, str], bool]:
+    """Like `_transactional`, applying each subject's events in stream-version order and
+    fetching a gap's events with the service's `catch_up(subject, after_version)` method."""
+
+    def apply_one(service: Any, tx: Tx, consumer: str, event: CloudEvent) -> bool:
+        if not claim(tx, consumer, event):
+            return False
+        handler(service, event, tx)
+        return True
+
+    @functools.wraps(handler)
+    def apply(service: Any, event: CloudEvent, consumer: str) -> bool:
+        store: SqlStore = getattr(service, store_attr)
+        _ensure_processed_table(store)
+        version = streamorder.stream_version(event)
+        subject = str(event.subject)
+        with store.transaction() as tx:
+            last = streamorder.last_applied(tx, consumer, subject)
+            if version <= last:
+                return False
+            if version == last + 1:
+                applied = apply_one(service, tx, consumer, event)
+                streamorder.advance(tx, consumer, subject, version)
+                return applied
+        # A gap: fetch outside any transaction (an RPC may take a while), then look again.
+        fetched = list(getattr(service, catch_up)(subject, last))
+        with store.transaction() as tx:
+            last = streamorder.last_applied(tx, consumer, subject)
+            if version <= last:
+                return False
+            missing = streamorder.fill_gap(event, last, fetched)
+            for earlier in missing:
+                apply_one(service, tx, consumer, earlier)
+            if missing:
+                GAPS_FILLED.labels(consumer).inc()
+            applied = apply_one(service, tx, consumer, event)
+            streamorder.advance(tx, consumer, subject, version)
+            return applied
 
     return apply
 
@@ -273,7 +321,8 @@ class CloudEventHandler(Entrypoint):
 
 
 def cloud_event_handler(*patterns: str, store: str = "store", max_attempts: int = 4,
-                        backoff: Sequence[float] = (0.2, 1.0, 5.0)) -> Callable[[Handler], Any]:
+                        backoff: Sequence[float] = (0.2, 1.0, 5.0),
+                        catch_up: str | None = None) -> Callable[[Handler], Any]:
     """Decorate `handler(self, event, tx)` to consume CloudEvents whose type matches a pattern
     (topic syntax: `mx.expediente.report.*`, `#`) from the queue `<service>.<method>`.
 
@@ -291,10 +340,16 @@ def cloud_event_handler(*patterns: str, store: str = "store", max_attempts: int 
     (the last value repeats); after `max_attempts` the message is parked in `<queue>.dead`, where
     `list_dead_letters` / `replay_dead_letters` find it. No message is acked before its copy is
     confirmed.
+
+    With `catch_up="fetch_report_events"` the handler sees each report's events in stream-version
+    order, each once (see shared.streamorder): the service's method
+    `fetch_report_events(subject, after_version)` returns the events after that version (as
+    CloudEvents or their dicts), typically by calling tracking's `report_events` over RPC.
     """
 
     def decorate(handler: Handler) -> Any:
-        apply = _transactional(handler, store)
+        apply = (_transactional(handler, store) if catch_up is None
+                 else _in_stream_order(handler, store, catch_up))
         return CloudEventHandler.decorator(*patterns, store=store, max_attempts=max_attempts,
                                            backoff=tuple(backoff))(apply)
 

@@ -17,7 +17,7 @@ from typing import Any
 import eventlet
 from kombu.utils.json import dumps
 from nameko.constants import AMQP_URI_CONFIG_KEY
-from nameko.extensions import Extension
+from nameko.extensions import DependencyProvider, Extension
 from nameko.messaging import HeaderEncoder
 from nameko.rpc import ReplyListener, RpcReply, get_rpc_exchange
 
@@ -103,7 +103,7 @@ class RemoteService(HeaderEncoder):
 
 class RpcClient(Extension):
     """Declare `tracking = RpcClient("tracking")` on a service's DependencyProvider and hand
-    `self.tracking.get_dependency(worker_ctx)` to the application it builds."""
+    `self.tracking.get_dependency(worker_ctx)` to the application it builds (or use Remote)."""
 
     rpc_reply_listener = ReplyListener()
 
@@ -118,3 +118,14 @@ class RpcClient(Extension):
     def get_dependency(self, worker_ctx: Any) -> RemoteService:
         return RemoteService(worker_ctx, self.target_service, self.rpc_reply_listener,
                              self.credentials, self.timeout)
+
+
+class Remote(DependencyProvider):
+    """Another service, straight on a service class: `tracking = Remote("tracking")`, then
+    `self.tracking.call("report_events", folio, 3)` in any worker."""
+
+    def __init__(self, target_service: str, timeout: float = 10.0) -> None:
+        self.client = RpcClient(target_service, timeout)
+
+    def get_dependency(self, worker_ctx: Any) -> RemoteService:
+        return self.client.get_dependency(worker_ctx)

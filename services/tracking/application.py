@@ -225,10 +225,12 @@ class TrackingApplication(Application[UUID]):
             raise PermissionError("the access token does not open this report")
         return Actor(id=f"citizen:{folio}", role="citizen", channel=channel)
 
-    def history(self, folio: str) -> list[Any]:
-        """Every event of the report's stream, oldest first."""
-        self.get_report(folio)
-        return list(self.events.get(report_id(folio)))
+    def history(self, folio: str, after_version: int = 0) -> list[Any]:
+        """The events of the report's stream after `after_version`, oldest first."""
+        events = list(self.events.get(report_id(folio), gt=after_version or None))
+        if not events:
+            self.get_report(folio)  # ReportNotFound for a folio never issued
+        return events
 
     # ---- plumbing ----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
+from shared.cloudevents import CloudEvent
 from shared.leadership import leadership_for
 from shared.outbox import OutboxRelay, Publisher
 
@@ -37,11 +38,18 @@ class Tracking:
     """What a worker gets: the application, the projector (views) and the relay."""
 
     def __init__(self, app: TrackingApplication, projector: ReportProjector,
-                 relay: OutboxRelay | None, leading: threading.Event) -> None:
+                 relay: OutboxRelay | None, leading: threading.Event,
+                 converter: CloudEventConverter) -> None:
         self.app = app
         self.projector = projector
         self.relay = relay
         self.leading = leading
+        self.converter = converter
+
+    def report_events(self, folio: str, after_version: int = 0) -> list[CloudEvent]:
+        """The report's events after a version, as the relay publishes them (for a consumer
+        that found a gap in what it received)."""
+        return [self.converter.convert(event) for event in self.app.history(folio, after_version)]
 
 
 class TrackingRuntime(DependencyProvider):
@@ -51,6 +59,7 @@ class TrackingRuntime(DependencyProvider):
         config = self.container.config
         self.app = TrackingApplication(env=app_env(config))
         self.projector = ReportProjector(self.app)
+        self.converter = CloudEventConverter(self.app)
         self.relay: OutboxRelay | None = None
         if str(config.get("RELAY_ENABLED", "true")).lower() in ("1", "true", "yes"):
             self.relay = OutboxRelay(
@@ -107,4 +116,5 @@ class TrackingRuntime(DependencyProvider):
         self.stop()
 
     def get_dependency(self, worker_ctx: Any) -> Tracking:
-        return Tracking(self.app, self.projector, self.relay, self.leadership.leading)
+        return Tracking(self.app, self.projector, self.relay, self.leadership.leading,
+                        self.converter)

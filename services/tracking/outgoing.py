@@ -66,6 +66,11 @@ class CloudEventConverter:
 
     def __call__(self, notification: Any) -> CloudEvent:
         domain_event = self._app.mapper.to_domain_event(notification)
+        return self.convert(domain_event, sequence=str(notification.id))
+
+    def convert(self, domain_event: Any, sequence: str | None = None) -> CloudEvent:
+        """One stored event as published; `sequence` (its position in the application's log)
+        is left out when the event is read from its report's stream instead of the log."""
         if isinstance(domain_event, Report.Opened):
             self.folios.remember(domain_event.originator_id, domain_event.folio)
         folio = self.folios.folio(domain_event.originator_id)
@@ -77,6 +82,6 @@ class CloudEventConverter:
             subject=folio,
             time=domain_event.timestamp,
             data=event_data(name, domain_event, folio, self.validate),
-            sequence=str(notification.id),
+            sequence=sequence,
             extensions={"streamversion": domain_event.originator_version},
         )

@@ -107,6 +107,13 @@ class CommentSchema(CommandSchema):
     visibility = Text(validate=validate.OneOf(COMMENT_VISIBILITIES), load_default="public")
 
 
+class ReportEventsSchema(Schema):
+    """GET /reports/{folio}/events?after_version=3 (and the `report_events` RPC)."""
+
+    folio = Folio
+    after_version = fields.Integer(validate=validate.Range(min=0), load_default=0)
+
+
 class CitizenFeedbackSchema(Schema):
     access_token = Text(required=True, validate=validate.Length(1, 200))
     comment = Text(validate=validate.Length(max=4000), load_default="")

@@ -24,6 +24,7 @@ EVENTS_STORED = Gauge("expediente_events_stored", "Events in the notification lo
 OPEN_REPORT = schemas.OpenReportSchema()
 CITIZEN_FEEDBACK = schemas.CitizenFeedbackSchema()
 SEARCH = schemas.SearchSchema()
+REPORT_EVENTS = schemas.ReportEventsSchema()
 OPEN311_REQUESTS = schemas.Open311RequestsSchema()
 OPEN311_UPDATES = schemas.Open311UpdatesSchema()
 PROJECTION_LAG = Gauge("expediente_projection_lag_events", "Events not yet in the read models",
@@ -111,6 +112,15 @@ class TrackingService:
         data = OPEN311_UPDATES.load(filters or {})
         return self._caught_up().open311_updates(**data)
 
+    @rpc(expected_exceptions=RPC_EXPECTED)
+    def report_events(self, folio: str, after_version: int = 0) -> list[dict[str, Any]]:
+        """The report's events after `after_version`, oldest first, as the CloudEvents (dicts)
+        the relay publishes: a consumer that sees a gap fetches what it missed (staff and
+        systems)."""
+        self.auth.require(*commands.STAFF_READ_ROLES)
+        data = REPORT_EVENTS.load({"folio": folio, "after_version": after_version})
+        return [event.to_dict() for event in self.tracking.report_events(**data)]
+
     # ---- HTTP ----------------------------------------------------------------------------------
 
     @http("POST", "/reports")
@@ -129,6 +139,14 @@ class TrackingService:
             return json_response({"errors": {"command": [f"unknown command {name!r}"]}}, 404)
         state = commands.execute(self.tracking.app, self.auth, name, folio, _json(request))
         return json_response(commands.state(state))
+
+    @http("GET", "/reports/<string:folio>/events")
+    @http_errors
+    def http_report_events(self, request: Request, folio: str) -> Response:
+        """GET /reports/QRO-2026-000123/events?after_version=3 -> {"events": [CloudEvent, ...]}
+        (staff and systems, with a bearer token)."""
+        after = request.args.get("after_version", "0")
+        return json_response({"events": self.report_events(folio, after)})
 
     @http("GET", "/reports/<string:folio>")
     @http_errors
