@@ -10,6 +10,8 @@ from typing import Any
 
 from marshmallow import Schema
 
+from shared.auth import Forbidden
+
 from . import schemas
 from .application import TrackingApplication
 from .domainmodel import Actor, Report
@@ -64,7 +66,18 @@ def execute(app: TrackingApplication, auth: Any, name: str, folio: str,
     principal = auth.require(*command.roles)
     data = command.schema.load(payload or {})
     actor = actor_for(principal, command.roles, data.pop("channel", None))
+    if actor.role == "supervisor" and principal.department:
+        check_department(app, folio, principal.department)
     return getattr(app, command.use_case)(folio, actor, **data)
+
+
+def check_department(app: TrackingApplication, folio: str, department: str) -> None:
+    """A supervisor whose token names a department acts on that department's reports only (one
+    with no department in the token supervises the whole city). Triage hands a report over."""
+    report = app.get_report(folio)
+    if report.department != department:
+        raise Forbidden(f"report {folio} belongs to {report.department}, "
+                        f"not to your department ({department})")
 
 
 def state(report: Report) -> dict[str, Any]:

@@ -155,6 +155,29 @@ def test_staff_commands_need_a_token_and_the_right_role(tracking):
     assert requests.get(f"{tracking.url}/reports").status_code == 401
 
 
+def test_a_department_supervisor_runs_only_their_departments_reports(tracking):
+    folio = open_report(tracking)["folio"]  # obras_publicas
+    before = requests.get(f"{tracking.url}/reports/{folio}", headers=auth("auditor")).json()
+
+    water = command(tracking, folio, "assign", {"crew_id": "C-1"}, "supervisor",
+                    department="agua_potable")
+    assert water.status_code == 403, water.text
+    assert "obras_publicas" in water.json()["errors"]["authorization"][0]
+    after = requests.get(f"{tracking.url}/reports/{folio}", headers=auth("auditor")).json()
+    assert after["version"] == before["version"]  # nothing written
+
+    works = command(tracking, folio, "triage", {"department": "alumbrado", "priority": "high",
+                                                "service_code": "luminaria"}, "supervisor",
+                    department="obras_publicas")
+    assert works.status_code == 200, works.text  # hands it over to street lighting
+    assert command(tracking, folio, "assign", {"crew_id": "C-1"}, "supervisor",
+                   department="obras_publicas").status_code == 403
+    assert command(tracking, folio, "assign", {"crew_id": "C-1"}, "supervisor",
+                   department="alumbrado").status_code == 200
+    assert command(tracking, folio, "close_report", {"resolution": "cancelled"},
+                   "supervisor").status_code == 200  # a city-wide supervisor
+
+
 def test_the_private_view_needs_the_citizens_access_token(tracking):
     opened = open_report(tracking)
     folio = opened["folio"]
