@@ -8,6 +8,7 @@ from werkzeug.wrappers import Request, Response
 
 import shared.runtime  # noqa: F401  (must come before anything that loads psycopg)
 from shared.auth import Auth
+from shared.gctuning import GcTuning
 from shared.metrics import RequestMetrics, exposition
 from shared.web import http
 
@@ -23,6 +24,7 @@ class IntakeService(open311_http.Open311Api, portal.PortalPages, chatbot_http.Ch
     name = "intake"
 
     intake = IntakeRuntime()
+    gc_tuning = GcTuning()
     auth = Auth()
     metrics = RequestMetrics()
 

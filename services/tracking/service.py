@@ -10,6 +10,7 @@ from werkzeug.wrappers import Request, Response
 
 import shared.runtime  # noqa: F401  (must come before anything that loads psycopg)
 from shared.auth import Auth
+from shared.gctuning import GcTuning
 from shared.metrics import RequestMetrics, exposition
 from shared.rpc import rpc
 from shared.web import http
@@ -35,6 +36,7 @@ class TrackingService:
     name = "tracking"
 
     tracking = TrackingRuntime()
+    gc_tuning = GcTuning()
     auth = Auth()
     metrics = RequestMetrics()
 
