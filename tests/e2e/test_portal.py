@@ -289,6 +289,12 @@ def test_with_tracking_down_the_citizen_gets_a_503_page_not_a_500(stack):
     stack.tracking.stop()
     status = requests.get(f"{stack.intake.url}/folio/{folio}", timeout=30)
     assert status.status_code == 503 and "no está disponible" in status.text
-    sent = post_form(stack, pothole_form())
+    form = pothole_form()
+    sent = post_form(stack, form)
     assert sent.status_code == 503 and "no está disponible" in sent.text
     assert requests.get(f"{stack.intake.url}/", timeout=10).status_code == 200  # catalog is ours
+
+    stack.tracking.start()  # the citizen presses "Enviar" again: the same form, the same key
+    again = folio_of(post_form(stack, form).text)
+    assert again != folio
+    assert folio_of(post_form(stack, form).text) == again  # and once more: still one report
