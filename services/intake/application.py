@@ -132,6 +132,8 @@ class IntakeApplication:
             "channel": submission.channel, **request,
         }
         opened = self.tracking.open_report(payload, on_behalf_of)
+        if submission.media_urls:
+            self.store.photos_used(submission.media_urls, opened["folio"])
         receipt = {
             "folio": opened["folio"], "access_token": opened["access_token"],
             "token": token, "opened_at": opened["opened_at"],

@@ -7,27 +7,31 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 import tempfile
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
+from nameko.timer import timer
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from shared.web import http
 
 from .errors import http_errors, json_response
+from .store import PHOTO_NAME, IntakeStore
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
+PRUNE_EVERY_SECONDS = 3600
 FORM_OVERHEAD = 64 * 1024  # what a multipart body may carry besides the photo itself
 # extension -> content type; the only kinds a phone camera or gallery gives that every browser
 # shows. GIF, HEIC, SVG (scriptable) and anything else are refused.
 KINDS = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-NAME = re.compile(r"^[0-9a-f]{32}\.(?:jpg|png|webp)$")
+NAME = PHOTO_NAME
 # Seeded names (same report retried, same bytes -> same name) live in a namespace of their own.
 SEEDED = uuid.UUID("9f6c2a1e-4d0b-5f7a-8e3c-6b1d2f4a7c90")
 
@@ -108,6 +112,9 @@ class PhotoStore:
         """(bytes, content type) of a photo this service serves itself; None if it has none."""
         return None
 
+    def delete(self, name: str) -> None:
+        raise NotImplementedError
+
 
 class LocalPhotoStore(PhotoStore):
     """A directory on disk, served by intake at `<public_base_url>/media/<name>`."""
@@ -136,6 +143,10 @@ class LocalPhotoStore(PhotoStore):
 
     def url(self, name: str) -> str:
         return f"{self.public_base_url}/media/{name}"
+
+    def delete(self, name: str) -> None:
+        if NAME.match(name):
+            (self.directory / name).unlink(missing_ok=True)
 
     def read(self, name: str) -> tuple[bytes, str] | None:
         if not NAME.match(name):
@@ -170,6 +181,9 @@ class S3PhotoStore(PhotoStore):
     def url(self, name: str) -> str:
         return f"{self.public_base_url}/{name}"
 
+    def delete(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=name)
+
 
 def store_from_config(config: dict[str, Any]) -> PhotoStore:
     """The store PHOTO_STORAGE names (`local` or `s3`), configured from intake's config."""
@@ -193,6 +207,19 @@ class Photos(DependencyProvider):
 
     def get_dependency(self, worker_ctx: Any) -> PhotoStore:
         return self.store
+
+
+def prune_orphans(photos: PhotoStore, store: IntakeStore, older_than: timedelta) -> int:
+    """Remove the photos uploaded longer ago than `older_than` that no report references (a
+    citizen who uploaded and never sent the report, or someone filling the disk); how many."""
+    removed = 0
+    for name in store.orphan_photos(datetime.now(UTC) - older_than):
+        photos.delete(name)
+        store.forget_photo(name)
+        removed += 1
+    if removed:
+        log.info("removed %d photos that no report references", removed)
+    return removed
 
 
 def read_upload(request: Request, field: str, max_bytes: int) -> bytes:
@@ -221,6 +248,7 @@ class PhotoEndpoints:
     """POST /api/v1/photos (the mobile app, the chatbot) and GET /media/<name> (local store)."""
 
     photos = Photos()
+    config = Config()
 
     @http("POST", "/api/v1/photos")
     @http_errors
@@ -230,6 +258,7 @@ class PhotoEndpoints:
         store = self.photos
         try:
             url = store.store(read_upload(request, "photo", store.max_bytes))
+            self.intake.store.photo_uploaded(url.rpartition("/")[2])
         except PhotoRejected as rejected:
             status = 413 if rejected.reason == "too_large" else 400
             return json_response({"errors": {"photo": [str(rejected)]}}, status)
@@ -239,6 +268,13 @@ class PhotoEndpoints:
                 "No pudimos guardar la foto; intenta de nuevo. / The photo could not be stored; "
                 "try again."]}}, 503)
         return json_response({"url": url}, 201, {"Location": url})
+
+    @timer(interval=PRUNE_EVERY_SECONDS)
+    def prune_orphan_photos(self) -> None:
+        """Every replica sweeps (a delete is idempotent); PHOTO_ORPHAN_HOURS, 0 turns it off."""
+        hours = float(self.config.get("PHOTO_ORPHAN_HOURS") or 0)
+        if hours > 0:
+            prune_orphans(self.photos, self.intake.store, timedelta(hours=hours))
 
     @http("GET", "/media/<string:name>")
     def media_photo(self, request: Request, name: str) -> Response:

@@ -76,6 +76,7 @@ class PortalPages(PhotoEndpoints):
             # as an orphan file (harmless: nothing references it, a retry reuses its name).
             try:
                 photo_url = self.photos.store(photo, seed=key)
+                self.intake.store.photo_uploaded(photo_url.rpartition("/")[2])
             except Exception:
                 log.exception("the photo store failed")
                 raise Unavailable("No pudimos guardar tu foto. Intenta de nuevo en unos "

@@ -5,6 +5,7 @@ production, chosen by environment through shared.sqlstore."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +28,15 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS intake_submissions_folio ON intake_submissions (folio)",
     "CREATE TABLE IF NOT EXISTS intake_conversations (sender TEXT PRIMARY KEY,"
     " state TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL)",
+    # Photos we stored, and the folio of the report that references each: an upload no report
+    # ever used is an orphan, removed after PHOTO_ORPHAN_HOURS.
+    "CREATE TABLE IF NOT EXISTS intake_photos (name TEXT PRIMARY KEY, uploaded_at TEXT NOT NULL,"
+    " folio TEXT)",
+    "CREATE INDEX IF NOT EXISTS intake_photos_orphans ON intake_photos (uploaded_at)"
+    " WHERE folio IS NULL",
 )
+# Names our photo store gives (photos.new_name): 32 hex digits and the kind.
+PHOTO_NAME = re.compile(r"^[0-9a-f]{32}\.(?:jpg|png|webp)$")
 CATALOG_TTL = 5.0  # seconds another replica's catalog edit may take to show here
 
 
@@ -157,6 +166,29 @@ class IntakeStore:
         """(known, folio): an Open311 token we issued, and its folio once there is one."""
         rows, _ = self.sql.run("SELECT folio FROM intake_submissions WHERE token = %s", (token,))
         return (False, None) if not rows else (True, rows[0][0])
+
+    # ---- photos -------------------------------------------------------------------------------
+
+    def photo_uploaded(self, name: str) -> None:
+        self.sql.run("INSERT INTO intake_photos (name, uploaded_at) VALUES (%s, %s) "
+                     "ON CONFLICT (name) DO NOTHING", (name, _now()))
+
+    def photos_used(self, urls: list[str], folio: str) -> None:
+        """Mark the photos of ours among a report's media URLs as that report's."""
+        names = [name for name in (url.rpartition("/")[2] for url in urls)
+                 if PHOTO_NAME.match(name)]
+        for name in names:
+            self.sql.run("UPDATE intake_photos SET folio = %s WHERE name = %s AND folio IS NULL",
+                         (folio, name))
+
+    def orphan_photos(self, uploaded_before: datetime, limit: int = 500) -> list[str]:
+        rows, _ = self.sql.run("SELECT name FROM intake_photos WHERE folio IS NULL AND "
+                               "uploaded_at < %s ORDER BY uploaded_at LIMIT %s",
+                               (uploaded_before.astimezone(UTC).isoformat(), limit))
+        return [row[0] for row in rows]
+
+    def forget_photo(self, name: str) -> None:
+        self.sql.run("DELETE FROM intake_photos WHERE name = %s AND folio IS NULL", (name,))
 
     # ---- chatbot conversations ----------------------------------------------------------------
 

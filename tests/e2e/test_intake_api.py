@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import uuid
+from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -194,3 +196,17 @@ def test_an_admin_edits_the_catalog_through_the_api(stack):
     codes = [s["code"] for s in requests.get(f"{stack.intake.url}/api/v1/services",
                                              timeout=10).json()["services"]]
     assert "fuga_gas" in codes
+
+
+def test_an_uploaded_photo_is_known_and_belongs_to_the_report_that_uses_it(stack):
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
+    used, unused = (requests.post(f"{stack.intake.url}/api/v1/photos", data=jpeg + bytes([n]),
+                                  headers={"Content-Type": "image/jpeg"}, timeout=10).json()["url"]
+                    for n in (1, 2))
+    folio = post_app(stack, {**POTHOLE, "media_urls": [used]}).json()["folio"]
+
+    path = stack.workdir / "intake.sqlite"
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        owners = dict(db.execute("SELECT name, folio FROM intake_photos").fetchall())
+    assert owners[used.rsplit("/", 1)[1]] == folio
+    assert owners[unused.rsplit("/", 1)[1]] is None  # swept after PHOTO_ORPHAN_HOURS

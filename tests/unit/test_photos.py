@@ -4,6 +4,7 @@ under names of our own."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,11 @@ from services.intake.photos import (
     S3PhotoStore,
     check,
     kind_of,
+    prune_orphans,
     store_from_config,
 )
+from services.intake.store import IntakeStore
+from shared.sqlstore import SqliteStore
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64
@@ -120,6 +124,10 @@ class FakeS3:
     def put_object(self, **kwargs):
         self.objects[kwargs["Key"]] = kwargs
 
+    def delete_object(self, **kwargs):
+        assert kwargs["Bucket"] == "fotos"
+        self.objects.pop(kwargs["Key"], None)
+
 
 def test_the_s3_store_puts_the_object_with_its_content_type():
     s3 = FakeS3()
@@ -155,3 +163,44 @@ def test_boto3_is_imported_only_by_a_deployment_that_stores_on_s3():
             "assert 'boto3' not in sys.modules, 'boto3 imported at startup'")
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, timeout=60, cwd=root)
+
+
+# ---- orphans: uploads that no report ever referenced --------------------------------------------
+
+
+@pytest.fixture
+def bookkeeping():
+    return IntakeStore(SqliteStore(":memory:"))
+
+
+def uploaded(store, bookkeeping, data, hours_ago: float) -> str:
+    url = store.store(data)
+    name = url.rsplit("/", 1)[1]
+    bookkeeping.photo_uploaded(name)
+    with bookkeeping.sql.transaction() as tx:
+        tx.execute("UPDATE intake_photos SET uploaded_at = %s WHERE name = %s",
+                   ((datetime.now(UTC) - timedelta(hours=hours_ago)).isoformat(), name))
+    return url
+
+
+def test_an_old_upload_no_report_references_is_removed_and_the_rest_stay(store, bookkeeping,
+                                                                        tmp_path):
+    used = uploaded(store, bookkeeping, JPEG, hours_ago=72)
+    orphan = uploaded(store, bookkeeping, PNG, hours_ago=72)
+    fresh = uploaded(store, bookkeeping, WEBP, hours_ago=1)  # its report may still be coming
+    bookkeeping.photos_used([used, "https://elsewhere.test/x.jpg"], "QRO-2026-000007")
+
+    assert prune_orphans(store, bookkeeping, timedelta(hours=48)) == 1
+
+    kept = sorted(p.name for p in (tmp_path / "photos").iterdir())
+    assert kept == sorted(u.rsplit("/", 1)[1] for u in (used, fresh))
+    assert prune_orphans(store, bookkeeping, timedelta(hours=48)) == 0
+    assert orphan.rsplit("/", 1)[1] not in kept
+
+
+def test_the_s3_store_removes_orphans_from_the_bucket(bookkeeping):
+    s3 = FakeS3()
+    store = S3PhotoStore("fotos", public_url="https://cdn.test/fotos", client=s3)
+    orphan = uploaded(store, bookkeeping, JPEG, hours_ago=100)
+    assert prune_orphans(store, bookkeeping, timedelta(hours=48)) == 1
+    assert orphan.rsplit("/", 1)[1] not in s3.objects
