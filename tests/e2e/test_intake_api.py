@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 import sqlite3
 import uuid
-from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 import pytest
 import requests
