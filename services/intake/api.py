@@ -4,9 +4,12 @@ IntakeService: validate, call the application, dump)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import ValidationError
+from nameko.dependency_providers import Config
+from nameko.timer import timer
 from werkzeug.wrappers import Request, Response
 
 from shared.web import http
@@ -63,6 +66,17 @@ def service_json(definition: Any) -> dict[str, Any]:
 
 class AppApi:
     """/api/v1/…: the citizen's mobile app (and any JSON client)."""
+
+    config = Config()
+
+    @timer(interval=3600)
+    def forget_old_access_tokens(self) -> None:
+        """Answers kept for idempotent replays lose the citizen's access token after
+        REPLAY_WINDOW_HOURS (24): a replay later than that answers the same folio without it."""
+        hours = float(self.config.get("REPLAY_WINDOW_HOURS") or 24)
+        cutoff = datetime.now(UTC) - timedelta(hours=hours)
+        while self.intake.store.forget_access_tokens(cutoff) == 500:
+            pass
 
     @http("GET", "/api/v1/services")
     @http_errors

@@ -95,8 +95,9 @@ class PortalPages(PhotoEndpoints):
             location=location, answers=loaded["answers"],
             media_urls=[photo_url] if photo_url else [], contact=loaded["contact"],
             idempotency_key=key))
-        private_url = (f"{self.portal.public_url}/folio/{receipt['folio']}"
-                       f"?token={receipt['access_token']}")
+        token = receipt.get("access_token")  # gone from a replay after the replay window
+        private_url = (f"{self.portal.public_url}/folio/{receipt['folio']}?token={token}"
+                       if token else None)
         return self.portal.render("receipt.html", 201, receipt=receipt, private_url=private_url)
 
     @http("GET", "/folio")

@@ -162,6 +162,19 @@ class IntakeStore:
                      "access_token = NULL WHERE idempotency_key = %s",
                      (folio, json.dumps(response, ensure_ascii=False), key))
 
+    def forget_access_tokens(self, created_before: datetime, limit: int = 500) -> int:
+        """Drop the citizen's access token from answers kept for replays once the replay window
+        is over (a later replay answers without it): intake is not where that secret lives."""
+        rows, _ = self.sql.run(
+            "SELECT idempotency_key, response FROM intake_submissions WHERE state = 'done' AND "
+            "created_at < %s AND response LIKE %s LIMIT %s",
+            (created_before.astimezone(UTC).isoformat(), '%"access_token": "%', limit))
+        for key, response in rows:
+            kept = {k: v for k, v in json.loads(response).items() if k != "access_token"}
+            self.sql.run("UPDATE intake_submissions SET response = %s WHERE idempotency_key = %s",
+                         (json.dumps(kept, ensure_ascii=False), key))
+        return len(rows)
+
     def folio_for_token(self, token: str) -> tuple[bool, str | None]:
         """(known, folio): an Open311 token we issued, and its folio once there is one."""
         rows, _ = self.sql.run("SELECT folio FROM intake_submissions WHERE token = %s", (token,))

@@ -3,6 +3,8 @@ submission, answers checked against the catalog, idempotent retries, contact kep
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from services.intake.application import (
@@ -258,3 +260,21 @@ def test_a_database_from_before_access_tokens_were_kept_gets_the_column():
     store = IntakeStore(sql)
     assert store.claim("app:old", "f", "app", "t", "a" * 24).outcome == "new"
     assert store.claim("app:old", "f", "app", "u", "b" * 24).access_token == "a" * 24
+
+
+def test_after_the_replay_window_intake_keeps_no_access_token(intake, store):
+    old = intake.submit(pothole(idempotency_key="app:old"))
+    recent = intake.submit(pothole(idempotency_key="app:recent", description="Otro bache"))
+    with store.sql.transaction() as tx:
+        tx.execute("UPDATE intake_submissions SET created_at = %s WHERE idempotency_key = %s",
+                   ((datetime.now(UTC) - timedelta(hours=30)).isoformat(), "app:old"))
+
+    assert store.forget_access_tokens(datetime.now(UTC) - timedelta(hours=24)) == 1
+
+    replay = intake.submit(pothole(idempotency_key="app:old"))
+    assert replay["folio"] == old["folio"] and "access_token" not in replay
+    assert intake.submit(pothole(idempotency_key="app:recent", description="Otro bache")
+                         )["access_token"] == recent["access_token"]
+    with store.sql.transaction() as tx:
+        kept = [row[0] for row in tx.execute("SELECT response FROM intake_submissions").fetchall()]
+    assert sum(old["access_token"] in text for text in kept) == 0
