@@ -18,7 +18,7 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 from shared.auth import mint_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-MARKER = ROOT / "var" / "demo-loaded"
+MARKER = Path(os.environ.get("DEMO_MARKER") or ROOT / "var" / "demo-loaded")
 CONFIG = {"AMQP_URI": os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")}
 
 INTAKE = os.environ.get("INTAKE_URL", "http://127.0.0.1:8000")
@@ -61,8 +61,10 @@ def main() -> None:
         return
     folios = [submit(door, body) for door, body in REPORTS]
     pothole, light, _leak = folios
+    # Each department's supervisor assigns its own report (a token may name the department).
     with as_role("supervisor", department="obras_publicas") as rpc:
         rpc.tracking.run_command("assign", pothole, {"crew_id": "C-01"})
+    with as_role("supervisor", department="servicios_publicos") as rpc:
         rpc.tracking.run_command("assign", light, {"crew_id": "C-02"})
     with as_role("crew", crew_id="C-01") as rpc:
         for step in ("dispatch_crew", "set_en_route", "arrive"):
