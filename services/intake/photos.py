@@ -9,6 +9,7 @@ import logging
 import os
 import tempfile
 import uuid
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ def new_name(kind: str, data: bytes, seed: str | None = None) -> str:
     return f"{uuid.uuid5(SEEDED, f'{seed}:{digest}').hex}.{kind}"
 
 
-class PhotoStore:
+class PhotoStore(ABC):
     """Where photos go. `store(data)` checks and keeps one and answers its public URL."""
 
     max_bytes: int = DEFAULT_MAX_BYTES
@@ -97,11 +98,13 @@ class PhotoStore:
         self.put(name, data, KINDS[kind])
         return self.url(name)
 
+    @abstractmethod
     def put(self, name: str, data: bytes, content_type: str) -> None:
-        raise NotImplementedError
+        """Keep the bytes under `name`."""
 
+    @abstractmethod
     def url(self, name: str) -> str:
-        raise NotImplementedError
+        """The public URL of the photo `name`."""
 
     def owns(self, url: str) -> bool:
         """Whether `url` is one this store handed out (a photo kept across a form's steps)."""
@@ -112,8 +115,9 @@ class PhotoStore:
         """(bytes, content type) of a photo this service serves itself; None if it has none."""
         return None
 
+    @abstractmethod
     def delete(self, name: str) -> None:
-        raise NotImplementedError
+        """Remove the photo `name` (nothing if it is not there)."""
 
 
 class LocalPhotoStore(PhotoStore):
