@@ -7,23 +7,19 @@ import subprocess
 import uuid
 from datetime import UTC, datetime
 
-import eventlet
 import kombu
 import pytest
-from nameko.containers import ServiceContainer
-from prometheus_client import REGISTRY
 
-from shared.cloudevents import CONTENT_TYPE, CloudEvent
+from shared.cloudevents import CloudEvent
 from shared.consumer import (
-    CloudEventHandler,
     SqlStoreProvider,
     cloud_event_handler,
     list_dead_letters,
     replay_dead_letters,
 )
-from shared.outbox import Publisher
 from shared.sqlstore import SqlStore
 from tests.conftest import unique
+from tests.integration.bus import counter
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -87,68 +83,6 @@ class Ledger:
         with self.store.transaction() as tx:
             return tx.execute("SELECT count(*) FROM processed_events WHERE event_id = %s",
                               (event_id,)).fetchone()[0]
-
-
-class Bus:
-    """The test's own exchanges, the containers it runs, and cleanup of every queue they made."""
-
-    def __init__(self, amqp_uri: str, exchange: str) -> None:
-        self.amqp_uri = amqp_uri
-        self.exchange = exchange
-        self.retry_exchange = unique("test.retry")
-        self.containers: list[ServiceContainer] = []
-
-    def run(self, service_cls: type, store_env: dict[str, str]) -> ServiceContainer:
-        config = {"AMQP_URI": self.amqp_uri, "EVENTS_EXCHANGE": self.exchange,
-                  "RETRY_EXCHANGE": self.retry_exchange, **store_env}
-        container = ServiceContainer(service_cls, config)
-        self.containers.append(container)
-        container.start()
-        return container
-
-    def publish(self, *events: CloudEvent) -> None:
-        publisher = Publisher(self.amqp_uri, self.exchange)
-        try:
-            publisher.publish(events)
-        finally:
-            publisher.close()
-
-    def publish_raw(self, body: bytes, routing_key: str) -> None:
-        with kombu.Connection(self.amqp_uri) as conn:
-            conn.Producer().publish(body, exchange=self.exchange, routing_key=routing_key,
-                                    content_type=CONTENT_TYPE, content_encoding="utf-8")
-
-    def parked(self, queue: str) -> int:
-        with kombu.Connection(self.amqp_uri) as conn:
-            return conn.default_channel.queue_declare(f"{queue}.dead", passive=True).message_count
-
-    def close(self) -> None:
-        queues = []
-        for container in self.containers:
-            queues += [name for ep in container.entrypoints if isinstance(ep, CloudEventHandler)
-                       for name in ep.topology.queue_names()]
-            try:
-                with eventlet.Timeout(20):
-                    container.stop()
-            except eventlet.Timeout:
-                container.kill()
-        with kombu.Connection(self.amqp_uri) as conn:
-            channel = conn.default_channel
-            for name in queues:
-                channel.queue_delete(name)
-            channel.exchange_delete(self.exchange)
-            channel.exchange_delete(self.retry_exchange)
-
-
-def counter(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-@pytest.fixture
-def bus(amqp_uri, exchange_name):
-    running = Bus(amqp_uri, exchange_name)
-    yield running
-    running.close()
 
 
 @pytest.fixture

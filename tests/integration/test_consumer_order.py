@@ -13,7 +13,7 @@ from shared.cloudevents import CloudEvent
 from shared.consumer import SqlStoreProvider, cloud_event_handler
 from shared.sqlstore import SqlStore
 from tests.conftest import unique
-from tests.integration.test_consumer import Bus, counter
+from tests.integration.bus import counter
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -68,13 +68,6 @@ class Timeline:
         with self.store.transaction() as tx:
             return [row[0] for row in tx.execute(
                 "SELECT version FROM timeline WHERE folio = %s ORDER BY n", (folio,)).fetchall()]
-
-
-@pytest.fixture
-def bus(amqp_uri, exchange_name):
-    running = Bus(amqp_uri, exchange_name)
-    yield running
-    running.close()
 
 
 @pytest.fixture
