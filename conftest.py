@@ -8,7 +8,7 @@ import eventlet
 
 eventlet.monkey_patch()
 
-import shared.runtime  # noqa: E402,F401  (PSYCOPG_WAIT_FUNC before psycopg loads)
+import shared.chassis  # noqa: E402,F401  (PSYCOPG_WAIT_FUNC before psycopg loads)
 
 # Hypothesis loads every installed plugin on import; trio's (selenium's dependency) cannot load on
 # eventlet's green sockets, and the fuzz tests need none of them.

@@ -16,7 +16,7 @@ import eventlet.queue
 
 eventlet.monkey_patch()
 
-import shared.runtime  # noqa: E402,F401  (before psycopg loads: green waits)
+import shared.chassis  # noqa: E402,F401  (before psycopg loads: green waits)
 # isort: on
 
 import argparse  # noqa: E402

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 # isort: off
-import shared.runtime  # noqa: F401  (before psycopg loads: green waits, as the service runs)
+import shared.chassis  # noqa: F401  (before psycopg loads: green waits, as the service runs)
 # isort: on
 
 import argparse  # noqa: E402
@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta  # noqa: E402
 
 import psycopg  # noqa: E402
 
-from services.tracking.projections import COLUMNS, INDEXES, ReportProjector  # noqa: E402
-from services.tracking.timeline import RESOLUTION_LABELS, iso, to_json  # noqa: E402
-from shared.sqlstore import SqlStore  # noqa: E402
+from services.tracking.read.projection import COLUMNS, INDEXES, ReportProjector  # noqa: E402
+from services.tracking.read.timeline import RESOLUTION_LABELS, iso, to_json  # noqa: E402
+from shared.chassis.sqlstore import SqlStore  # noqa: E402
 
 PG = {"dbname": "test", "host": "127.0.0.1", "port": 5432, "user": "postgres"}
 SERVICES = [  # code, name, department, share of the reports

@@ -6,7 +6,7 @@ latency, projection rebuild rate and memory. Prints figures; asserts nothing.
 Load comes from bench/lean_rpc.py (nameko's wire protocol, ~0.5 ms of client CPU per call)
 because client, service, RabbitMQ and PostgreSQL share the machine's two cores; nameko's own
 ClusterRpcProxy figure is printed too, for reference. "2x" runs two tracking replicas (one leads
-the relay and projector, see shared/leadership.py), as the Kubernetes Deployment does.
+the relay and projector, see shared/chassis/leadership.py), as the Kubernetes Deployment does.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import eventlet
 
 eventlet.monkey_patch()
 
-import shared.runtime  # noqa: E402,F401  (before psycopg loads: green waits)
+import shared.chassis  # noqa: E402,F401  (before psycopg loads: green waits)
 # isort: on
 
 import argparse  # noqa: E402
@@ -36,8 +36,8 @@ import psycopg  # noqa: E402
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
 from bench.lean_rpc import LeanRpc  # noqa: E402
-from shared.auth import mint_token  # noqa: E402
-from shared.cloudevents import CloudEvent  # noqa: E402
+from shared.chassis.auth import mint_token  # noqa: E402
+from shared.contracts.cloudevents import CloudEvent  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 AMQP = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")

@@ -1,1 +1,1 @@
-"""Contracts shared by every service: event types, schemas, the CloudEvents envelope, helpers."""
+"""Code every service shares: `contracts` (the wire) and `chassis` (what runs a service)."""

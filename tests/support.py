@@ -17,7 +17,7 @@ from pathlib import Path
 import eventlet
 import kombu
 
-from shared.cloudevents import CloudEvent
+from shared.contracts.cloudevents import CloudEvent
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def free_port() -> int:
 
 def bearer(role: str, **claims: str) -> dict[str, str]:
     """nameko context data that carries a development token for `role`."""
-    from shared.auth import mint_token
+    from shared.chassis.auth import mint_token
 
     return {"authorization": f"Bearer {mint_token(f'test-{role}', (role,), **claims)}"}
 

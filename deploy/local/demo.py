@@ -15,7 +15,7 @@ from pathlib import Path  # noqa: E402
 
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
-from shared.auth import mint_token  # noqa: E402
+from shared.chassis.auth import mint_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = Path(os.environ.get("DEMO_MARKER") or ROOT / "var" / "demo-loaded")

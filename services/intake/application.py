@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared.contacts import has_contact
+from shared.contracts.contacts import has_contact
 
 from .catalog import CatalogError, ServiceDefinition, check_definition
 from .store import IntakeStore

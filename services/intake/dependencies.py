@@ -11,9 +11,10 @@ from typing import Any
 from nameko.amqp.publish import Publisher
 from nameko.extensions import DependencyProvider
 
-from shared import contacts
-from shared.rpcclient import RemoteService, RpcClient
-from shared.sqlstore import SqlStore
+from shared.chassis.handoff import declare_contact_queue
+from shared.chassis.rpcclient import RemoteService, RpcClient
+from shared.chassis.sqlstore import SqlStore
+from shared.contracts import contacts
 
 from .application import IntakeApplication
 from .catalog import ServiceDefinition
@@ -53,7 +54,7 @@ class ContactHandoff:
         import kombu
 
         with kombu.Connection(amqp_uri) as conn:
-            contacts.declare(conn.default_channel, queue_type)
+            declare_contact_queue(conn.default_channel, queue_type)
         self.publisher = Publisher(amqp_uri, use_confirms=True)
         self.schema = contacts.SubscriptionRequestSchema()
 

@@ -13,8 +13,8 @@ from nameko.exceptions import RemoteError
 from nameko.exceptions import UnknownService as ServiceDown
 from werkzeug.wrappers import Response
 
-from shared.auth import AuthError
-from shared.rpcclient import RpcTimeout
+from shared.chassis.auth import AuthError
+from shared.chassis.rpcclient import RpcTimeout
 
 from .application import IdempotencyKeyReused, SubmissionInProgress, UnknownService
 from .catalog import CatalogError

@@ -20,7 +20,7 @@ from nameko.timer import timer
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
-from shared.web import http
+from shared.chassis.http import http
 
 from .errors import http_errors, json_response
 from .store import PHOTO_NAME, IntakeStore

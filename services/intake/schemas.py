@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared.contacts import ContactSchema
+from shared.contracts.contacts import ContactSchema
 
 Text = fields.String
 STAFF_CHANNELS = ("phone_070", "window")

@@ -6,21 +6,24 @@ from __future__ import annotations
 
 from werkzeug.wrappers import Request, Response
 
-import shared.runtime  # noqa: F401  (must come before anything that loads psycopg)
-from shared.auth import Auth
-from shared.gctuning import GcTuning
-from shared.metrics import RequestMetrics, exposition
-from shared.web import http
+import shared.chassis  # noqa: F401  (must come before anything that loads psycopg)
+from shared.chassis.auth import Auth
+from shared.chassis.gctuning import GcTuning
+from shared.chassis.http import http
+from shared.chassis.metrics import RequestMetrics, exposition
 
 # Imported as modules, not classes: `nameko run` takes every class in this module that has
 # entrypoints for a service, and the mixins are not services.
-from . import api, chatbot_http, open311_http, portal
+from . import app_api, staff
+from .chatbot import http as chatbot_http
 from .dependencies import IntakeRuntime
 from .errors import json_response
+from .open311 import http as open311_http
+from .portal import http as portal
 
 
 class IntakeService(open311_http.Open311Api, portal.PortalPages, chatbot_http.ChatbotWebhook,
-                    api.AppApi, api.StaffApi):
+                    app_api.AppApi, staff.StaffApi):
     name = "intake"
 
     intake = IntakeRuntime()

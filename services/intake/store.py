@@ -1,6 +1,6 @@
 """Intake's own tables: the service catalog, submissions (idempotency keys, Open311 tokens) and
 chatbot conversations. Same database family as every service: SQLite by default, PostgreSQL in
-production, chosen by environment through shared.sqlstore."""
+production, chosen by environment through shared.chassis.sqlstore."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from shared.sqlstore import SqlStore
+from shared.chassis.sqlstore import SqlStore
 
 from .catalog import ServiceDefinition
 

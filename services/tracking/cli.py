@@ -7,8 +7,8 @@ import json
 import os
 import sys
 
-import shared.runtime  # noqa: F401  (PSYCOPG_WAIT_FUNC before psycopg loads)
-from shared.config import load_config
+import shared.chassis  # noqa: F401  (PSYCOPG_WAIT_FUNC before psycopg loads)
+from shared.chassis.config import load_config
 
 from .dependencies import app_env
 
@@ -23,14 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("lag", help="how many events the views and the relay are behind")
     args = parser.parse_args(argv)
 
-    from .projections import rebuild_command
+    from .read.projection import rebuild_command
 
     env = app_env(load_config(args.config))
     if args.command == "rebuild-projection":
         print(json.dumps(rebuild_command(env)))
         return 0
-    from .application import TrackingApplication
-    from .projections import ReportProjector
+    from .read.projection import ReportProjector
+    from .write.application import TrackingApplication
 
     app = TrackingApplication(env=env)
     try:

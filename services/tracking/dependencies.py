@@ -8,13 +8,13 @@ from typing import Any
 
 from nameko.extensions import DependencyProvider
 
-from shared.cloudevents import CloudEvent
-from shared.leadership import leadership_for
-from shared.outbox import OutboxRelay, Publisher
+from shared.chassis.leadership import leadership_for
+from shared.chassis.outbox import OutboxRelay, Publisher
+from shared.contracts.cloudevents import CloudEvent
 
-from .application import TrackingApplication
-from .outgoing import CloudEventConverter
-from .projections import ReportProjector, run_forever
+from .read.projection import ReportProjector, run_forever
+from .write.application import TrackingApplication
+from .write.outgoing import CloudEventConverter
 
 log = logging.getLogger(__name__)
 

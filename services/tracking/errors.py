@@ -12,10 +12,10 @@ from eventsourcing.persistence import RecordConflictError
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
-from shared.auth import AuthError
+from shared.chassis.auth import AuthError
 
-from .application import ReportNotFound
 from .domainmodel import DomainError
+from .write.application import ReportNotFound
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared.events import LocationSchema as EventLocation
+from shared.contracts.events import LocationSchema as EventLocation
 
 from .domainmodel import CHANNELS, COMMENT_VISIBILITIES, FOLIO_PATTERN, RESOLUTIONS
 

@@ -8,18 +8,19 @@ from typing import Any
 from prometheus_client import Gauge
 from werkzeug.wrappers import Request, Response
 
-import shared.runtime  # noqa: F401  (must come before anything that loads psycopg)
-from shared.auth import Auth
-from shared.gctuning import GcTuning
-from shared.metrics import RequestMetrics, exposition
-from shared.rpc import rpc
-from shared.web import http
+import shared.chassis  # noqa: F401  (must come before anything that loads psycopg)
+from shared.chassis.auth import Auth
+from shared.chassis.gctuning import GcTuning
+from shared.chassis.http import http
+from shared.chassis.metrics import RequestMetrics, exposition
+from shared.chassis.rpc import rpc
 
-from . import commands, schemas
+from . import schemas
 from .dependencies import TrackingRuntime
 from .errors import RPC_EXPECTED, http_errors, json_response
-from .pages import render_lookup, render_status
-from .projections import ReportProjector
+from .read.pages import render_lookup, render_status
+from .read.projection import ReportProjector
+from .write import commands
 
 EVENTS_STORED = Gauge("expediente_events_stored", "Events in the notification log", ["service"])
 OPEN_REPORT = schemas.OpenReportSchema()
@@ -236,7 +237,7 @@ def _json(request: Request) -> dict[str, Any]:
 
 
 def _found(view: dict[str, Any] | None, folio: str) -> dict[str, Any]:
-    from .application import ReportNotFound
+    from .write.application import ReportNotFound
 
     if view is None:
         raise ReportNotFound(folio)

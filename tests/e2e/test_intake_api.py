@@ -124,7 +124,7 @@ def test_contact_details_reach_notifications_queue_and_never_the_published_event
 
     import kombu
 
-    from shared import contacts
+    from shared.contracts import contacts
     from tests.conftest import unique
     from tests.support import EventListener, wait_for
 

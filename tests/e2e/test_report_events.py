@@ -8,11 +8,11 @@ import pytest
 import requests
 from nameko.containers import ServiceContainer
 
-from shared.auth import mint_token
-from shared.cloudevents import CloudEvent
-from shared.consumer import SqlStoreProvider, cloud_event_handler
-from shared.rpcclient import Remote
-from shared.sqlstore import SqlStore
+from shared.chassis.auth import mint_token
+from shared.chassis.consumer import SqlStoreProvider, cloud_event_handler
+from shared.chassis.rpcclient import Remote
+from shared.chassis.sqlstore import SqlStore
+from shared.contracts.cloudevents import CloudEvent
 from tests.conftest import unique
 from tests.stack import create_vhost, delete_vhost
 from tests.support import ServiceProcess, bearer, wait_for

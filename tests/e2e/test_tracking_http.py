@@ -6,7 +6,7 @@ import pytest
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from shared.auth import mint_token
+from shared.chassis.auth import mint_token
 from tests.conftest import unique
 from tests.support import EventListener, ServiceProcess, bearer, wait_for
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from shared.auth import mint_token
+from shared.chassis.auth import mint_token
 from tests.conftest import unique
 from tests.support import EventListener, ServiceProcess, wait_for
 

@@ -8,9 +8,9 @@ import kombu
 from nameko.containers import ServiceContainer
 from prometheus_client import REGISTRY
 
-from shared.cloudevents import CONTENT_TYPE, CloudEvent
-from shared.consumer import CloudEventHandler
-from shared.outbox import Publisher
+from shared.chassis.consumer import CloudEventHandler
+from shared.chassis.outbox import Publisher
+from shared.contracts.cloudevents import CONTENT_TYPE, CloudEvent
 from tests.conftest import unique
 
 

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 import kombu
 import pytest
 
-from shared.cloudevents import CloudEvent
-from shared.consumer import (
+from shared.chassis.consumer import (
     SqlStoreProvider,
     cloud_event_handler,
     list_dead_letters,
     replay_dead_letters,
 )
-from shared.sqlstore import SqlStore
+from shared.chassis.sqlstore import SqlStore
+from shared.contracts.cloudevents import CloudEvent
 from tests.conftest import unique
 from tests.integration.bus import counter
 from tests.support import wait_for

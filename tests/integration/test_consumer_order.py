@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.cloudevents import CloudEvent
-from shared.consumer import SqlStoreProvider, cloud_event_handler
-from shared.sqlstore import SqlStore
+from shared.chassis.consumer import SqlStoreProvider, cloud_event_handler
+from shared.chassis.sqlstore import SqlStore
+from shared.contracts.cloudevents import CloudEvent
 from tests.conftest import unique
 from tests.integration.bus import counter
 from tests.support import wait_for

@@ -11,7 +11,7 @@ import kombu
 import pytest
 
 from services.intake.dependencies import ContactHandoff
-from shared import contacts
+from shared.contracts import contacts
 from tests.stack import create_vhost, delete_vhost
 
 pytestmark = pytest.mark.integration

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.tracking import projections
-from services.tracking.application import TrackingApplication
 from services.tracking.domainmodel import Actor
-from services.tracking.projections import ReportProjector
-from services.tracking.timeline import PUBLIC_DETAILS
+from services.tracking.read import projection as projections
+from services.tracking.read.projection import ReportProjector
+from services.tracking.read.timeline import PUBLIC_DETAILS
+from services.tracking.write.application import TrackingApplication
 
 pytestmark = pytest.mark.integration
 

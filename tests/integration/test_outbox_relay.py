@@ -7,10 +7,10 @@ import subprocess
 import eventlet
 import pytest
 
-from services.tracking.application import TrackingApplication
 from services.tracking.domainmodel import Actor, report_id
-from services.tracking.outgoing import CloudEventConverter, event_id
-from shared.outbox import OutboxRelay, Publisher
+from services.tracking.write.application import TrackingApplication
+from services.tracking.write.outgoing import CloudEventConverter, event_id
+from shared.chassis.outbox import OutboxRelay, Publisher
 from tests.conftest import unique
 from tests.support import EventListener, ServiceProcess, wait_for
 

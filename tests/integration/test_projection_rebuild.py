@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from services.tracking.application import TrackingApplication
 from services.tracking.domainmodel import Actor
-from services.tracking.projections import ReportProjector, rebuild_command
+from services.tracking.read.projection import ReportProjector, rebuild_command
+from services.tracking.write.application import TrackingApplication
 
 pytestmark = pytest.mark.integration
 

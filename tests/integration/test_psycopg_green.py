@@ -1,6 +1,6 @@
 """Under eventlet, a PostgreSQL query that waits in the database must not freeze the process.
 
-psycopg's compiled wait function blocks eventlet's hub; `shared.runtime` selects `wait_select`,
+psycopg's compiled wait function blocks eventlet's hub; `shared.chassis` selects `wait_select`,
 which goes through the `select` eventlet patches. The proof uses no clock: one green thread waits
 in PostgreSQL for an advisory lock that only another green thread of the same process can release.
 If the hub were blocked, the releasing thread could never run and the waiter would hit its lock
@@ -18,7 +18,7 @@ import psycopg
 import psycopg.waiting
 import pytest
 
-from shared.sqlstore import SqlStore
+from shared.chassis.sqlstore import SqlStore
 from tests.support import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]

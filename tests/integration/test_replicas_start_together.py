@@ -22,14 +22,14 @@ REPLICAS = 6
 START_UP = """
 import eventlet
 eventlet.monkey_patch()
-import shared.runtime
+import shared.chassis
 from services.intake.store import IntakeStore
-from services.tracking.application import TrackingApplication
+from services.tracking.write.application import TrackingApplication
 from services.tracking.domainmodel import Actor
-from services.tracking.projections import ReportProjector
-from shared.consumer import _ensure_processed_table
-from shared.outbox import OutboxRelay
-from shared.sqlstore import SqlStore
+from services.tracking.read.projection import ReportProjector
+from shared.chassis.consumer import _ensure_processed_table
+from shared.chassis.outbox import OutboxRelay
+from shared.chassis.sqlstore import SqlStore
 
 app = TrackingApplication()
 ReportProjector(app)

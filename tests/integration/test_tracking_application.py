@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from eventsourcing.persistence import RecordConflictError
 
-from services.tracking.application import ReportNotFound, TrackingApplication, hash_token
 from services.tracking.domainmodel import (
     FOLIO_PATTERN,
     Actor,
@@ -19,6 +18,7 @@ from services.tracking.domainmodel import (
     report_id,
     wire_name,
 )
+from services.tracking.write.application import ReportNotFound, TrackingApplication, hash_token
 from tests.support import wait_for
 
 pytestmark = pytest.mark.integration

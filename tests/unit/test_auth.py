@@ -18,7 +18,7 @@ from nameko.rpc import rpc
 from nameko.testing.services import worker_factory
 from werkzeug.wrappers import Request
 
-from shared.auth import (
+from shared.chassis.auth import (
     ROLES,
     Auth,
     AuthError,

@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.intake import chatbot, chatbot_http
 from services.intake.application import IntakeApplication
 from services.intake.catalog import Question, ServiceDefinition
-from services.intake.chatbot import Inbound
+from services.intake.chatbot import conversation as chatbot
+from services.intake.chatbot import http as chatbot_http
+from services.intake.chatbot.conversation import Inbound
 from services.intake.dependencies import seed_catalog
 from services.intake.store import IntakeStore
-from shared.sqlstore import SqliteStore
+from shared.chassis.sqlstore import SqliteStore
 
 CATALOG = sorted(seed_catalog(), key=lambda s: (s.group, s.name))  # as intake.catalog() lists it
 HERE = {"lat": 20.5931, "long": -100.392}

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.deadletters import (
+from shared.chassis.deadletters import (
     ATTEMPTS,
     ERROR_MESSAGE,
     ERROR_TYPE,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.tracking.application import TrackingApplication
 from services.tracking.domainmodel import Actor
-from services.tracking.outgoing import CloudEventConverter
-from shared.events import SCHEMAS, load_data, short_name
+from services.tracking.write.application import TrackingApplication
+from services.tracking.write.outgoing import CloudEventConverter
+from shared.contracts.events import SCHEMAS, load_data, short_name
 
 OPERATOR = Actor("op-1", "operator", "phone_070")
 SUPERVISOR = Actor("sup-1", "supervisor", "staff")

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from shared.gctuning import YOUNG_THRESHOLD, GcTuning
+from shared.chassis.gctuning import YOUNG_THRESHOLD, GcTuning
 
 
 @pytest.fixture

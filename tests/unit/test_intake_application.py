@@ -18,7 +18,7 @@ from services.intake.application import (
 from services.intake.catalog import CatalogError, check_definition
 from services.intake.dependencies import seed_catalog
 from services.intake.store import IntakeStore
-from shared.sqlstore import SqliteStore
+from shared.chassis.sqlstore import SqliteStore
 
 
 class FakeTracking:

@@ -13,7 +13,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-# Read from the environment by code rather than by a service's config: shared/runtime.py (before
+# Read from the environment by code rather than by a service's config: shared/chassis/__init__.py (before
 # psycopg loads) and boto3 (the photo store's credentials).
 READ_BY_THE_RUNTIME = {"PSYCOPG_WAIT_FUNC", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 

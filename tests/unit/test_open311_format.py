@@ -13,11 +13,12 @@ from nameko.exceptions import RemoteError
 from nameko.exceptions import UnknownService as ServiceDown
 from werkzeug.datastructures import MultiDict
 
-from services.intake import open311, open311_docs
 from services.intake.catalog import ServiceDefinition
-from services.intake.open311 import Open311Error
-from services.intake.open311_http import Settings, parse_api_keys, problem
-from shared.rpcclient import RpcTimeout
+from services.intake.open311 import documents as open311_docs
+from services.intake.open311 import format as open311
+from services.intake.open311.format import Open311Error
+from services.intake.open311.http import Settings, parse_api_keys, problem
+from shared.chassis.rpcclient import RpcTimeout
 
 MX = ZoneInfo("America/Mexico_City")
 NOW = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)

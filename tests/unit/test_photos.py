@@ -20,7 +20,7 @@ from services.intake.photos import (
     store_from_config,
 )
 from services.intake.store import IntakeStore
-from shared.sqlstore import SqliteStore
+from shared.chassis.sqlstore import SqliteStore
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64
@@ -159,7 +159,7 @@ def test_boto3_is_imported_only_by_a_deployment_that_stores_on_s3():
     import subprocess
     import sys
 
-    code = ("import sys, services.intake.photos, services.intake.portal; "
+    code = ("import sys, services.intake.photos, services.intake.portal.http; "
             "assert 'boto3' not in sys.modules, 'boto3 imported at startup'")
     root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True, timeout=60, cwd=root)

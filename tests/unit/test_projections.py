@@ -9,9 +9,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from services.tracking.application import TrackingApplication, hash_token
 from services.tracking.domainmodel import Actor
-from services.tracking.projections import ReportProjector, run_forever
+from services.tracking.read.projection import ReportProjector, run_forever
+from services.tracking.write.application import TrackingApplication, hash_token
 
 OPERATOR = Actor(id="operadora-ana-070", role="operator", channel="phone_070")
 SUPERVISOR = Actor(id="supervisor-obras-luis", role="supervisor", channel="staff")

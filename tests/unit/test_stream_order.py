@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.cloudevents import CloudEvent
-from shared.streamorder import GapNotFilled, NotOrderable, fill_gap, stream_version
+from shared.chassis.streamorder import GapNotFilled, NotOrderable, fill_gap, stream_version
+from shared.contracts.cloudevents import CloudEvent
 
 FOLIO = "QRO-2026-000123"
 

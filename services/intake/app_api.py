@@ -1,0 +1,127 @@
+"""The mobile app's JSON API (a mixin of IntakeService: validate, call the application, dump)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from marshmallow import ValidationError
+from nameko.dependency_providers import Config
+from nameko.timer import timer
+from werkzeug.wrappers import Request, Response
+
+from shared.chassis.http import http
+
+from . import schemas
+from .application import Submission
+from .errors import NotFound, http_errors, json_response
+
+REPORT = schemas.ReportSchema()
+FOLLOW = schemas.FollowSchema()
+NEARBY = schemas.NearbySchema()
+
+
+def body(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says why it is not one."""
+    try:
+        data = json.loads(request.get_data(as_text=True) or "{}")
+    except ValueError:
+        raise ValidationError({"_body": ["the body is not valid JSON"]}) from None
+    if not isinstance(data, dict):
+        raise ValidationError({"_body": ["the body must be a JSON object"]})
+    return data
+
+
+def submission(data: dict[str, Any], channel: str, key: str | None) -> Submission:
+    return Submission(channel=channel, service_code=data["service_code"],
+                      description=data["description"].strip(),
+                      location=schemas.clean_location(data["location"]),
+                      answers=data["answers"], media_urls=data["media_urls"],
+                      contact=data["contact"], idempotency_key=key)
+
+
+def idempotency_key(request: Request, required: bool) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        if required:
+            raise ValidationError({"Idempotency-Key": [
+                "send an Idempotency-Key header (a UUID per report) so a retry is safe"]})
+        return None
+    try:
+        return schemas.IDEMPOTENCY_KEY(key)
+    except ValidationError as error:
+        raise ValidationError({"Idempotency-Key": error.messages}) from None
+
+
+def service_json(definition: Any) -> dict[str, Any]:
+    data = definition.as_dict()
+    data.pop("active", None)
+    return data
+
+
+class AppApi:
+    """/api/v1/…: the citizen's mobile app (and any JSON client)."""
+
+    config = Config()
+
+    @timer(interval=3600)
+    def forget_old_access_tokens(self) -> None:
+        """Answers kept for idempotent replays lose the citizen's access token after
+        REPLAY_WINDOW_HOURS (24): a replay later than that answers the same folio without it."""
+        hours = float(self.config.get("REPLAY_WINDOW_HOURS") or 24)
+        cutoff = datetime.now(UTC) - timedelta(hours=hours)
+        while self.intake.store.forget_access_tokens(cutoff) == 500:
+            pass
+
+    @http("GET", "/api/v1/services")
+    @http_errors
+    def api_services(self, request: Request) -> Response:
+        """GET /api/v1/services -> {"services": [{"code": "bache", "name": "Bache", ...}]}"""
+        return json_response({"services": [service_json(s) for s in self.intake.catalog()]})
+
+    @http("GET", "/api/v1/services/<string:code>")
+    @http_errors
+    def api_service(self, request: Request, code: str) -> Response:
+        definition = self.intake.store.services().get(code)
+        if definition is None or not definition.active:
+            raise NotFound(f"no service has code {code!r}")
+        return json_response(service_json(definition))
+
+    @http("POST", "/api/v1/reports")
+    @http_errors
+    def api_report(self, request: Request) -> Response:
+        """POST /api/v1/reports with `Idempotency-Key: <uuid>` and a ReportSchema body
+        -> 201 {"folio": "QRO-2026-000123", "access_token": "...", "status_url": "..."}"""
+        key = idempotency_key(request, required=True)
+        data = REPORT.load(body(request))
+        receipt = self.intake.submit(submission(data, "app", f"app:{key}"))
+        return json_response(receipt, 201)
+
+    @http("GET", "/api/v1/duplicates")
+    @http_errors
+    def api_duplicates(self, request: Request) -> Response:
+        """GET /api/v1/duplicates?service_code=bache&lat=20.59&long=-100.39 -> open reports of
+        the same service nearby, which the citizen may follow instead of reporting again."""
+        query = NEARBY.load(request.args.to_dict())
+        return json_response({"reports": self.intake.possible_duplicates(**query)})
+
+    @http("POST", "/api/v1/reports/<string:folio>/follow")
+    @http_errors
+    def api_follow(self, request: Request, folio: str) -> Response:
+        """POST /api/v1/reports/QRO-2026-000123/follow {"contact": {"email": "..."}} -> 202"""
+        data = FOLLOW.load(body(request))
+        if self.intake.tracking.public_report(folio) is None:
+            raise NotFound(f"no report has folio {folio}")
+        self.intake.follow(folio, data["contact"], "app")
+        return json_response({"folio": folio, "subscribed": True}, 202)
+
+    @http("GET", "/api/v1/reports/<string:folio>")
+    @http_errors
+    def api_get_report(self, request: Request, folio: str) -> Response:
+        """GET /api/v1/reports/QRO-2026-000123 (X-Access-Token: … for the private view)"""
+        token = request.headers.get("X-Access-Token") or None
+        view = self.intake.tracking.public_report(folio, token)
+        if view is None:
+            raise NotFound(f"no report has folio {folio}")
+        return json_response(view)

@@ -1,0 +1,1 @@
+"""The chatbot: its webhook (http), the guided conversation and its Spanish texts."""

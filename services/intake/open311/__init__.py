@@ -1,0 +1,1 @@
+"""Open311 GeoReport v2: endpoints (http), form and query parsing (format), documents."""

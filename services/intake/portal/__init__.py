@@ -1,0 +1,1 @@
+"""The citizen web portal: pages (http), form reading and checks (forms), templates (render)."""

@@ -1,0 +1,200 @@
+"""The citizen's web portal (a mixin of IntakeService): pick a category, fill its form, get a
+folio; look a folio up and follow it. Server-rendered Spanish HTML that works on a phone."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+import eventlet
+from nameko.exceptions import RemoteError
+from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Request, Response
+
+from shared.chassis.http import http
+
+from .. import schemas
+from ..application import Submission, SubmissionInProgress, UnknownService
+from ..catalog import ServiceDefinition
+from ..errors import NotFound
+from ..photos import FORM_OVERHEAD, PhotoEndpoints, PhotoRejected, check
+from .forms import (
+    FIELD_MESSAGES,
+    FOLIO,
+    FORM_LAYOUT,
+    IN_PROGRESS_TRIES,
+    IN_PROGRESS_WAIT_S,
+    check_report,
+    follow_contact,
+    normal_folio,
+    read_report,
+)
+from .render import PortalTemplates, Unavailable, html_errors
+
+log = logging.getLogger(__name__)
+
+
+class PortalPages(PhotoEndpoints):
+    """/ (categories), /reportar/<code> (the form), /folio/<folio> (status), /seguir/<folio>."""
+
+    portal = PortalTemplates()
+
+    @http("GET", "/")
+    @html_errors
+    def portal_home(self, request: Request) -> Response:
+        """The categories a citizen can report, by group."""
+        groups: dict[str, list[ServiceDefinition]] = {}
+        for definition in self.intake.catalog():
+            groups.setdefault(definition.group, []).append(definition)
+        return self.portal.render("home.html", groups=groups)
+
+    @http("GET", "/reportar/<string:code>")
+    @html_errors
+    def portal_form(self, request: Request, code: str) -> Response:
+        """The form of one category, e.g. GET /reportar/bache."""
+        return self._form(self._definition(code), MultiDict(), {}, 200)
+
+    @http("POST", "/reportar/<string:code>")
+    @html_errors
+    def portal_submit(self, request: Request, code: str) -> Response:
+        """The form sent (multipart): 400 with the form and its messages, the nearby open
+        reports to follow instead, or 201 with the folio."""
+        definition = self._definition(code)
+        request.max_content_length = self.photos.max_bytes + FORM_OVERHEAD
+        form = request.form
+        data = read_report(form, definition, self.portal.zone)
+        loaded, errors = check_report(data, definition)
+        photo, photo_url = self._photo(request, errors)
+        if errors:
+            return self._form(definition, form, errors, 400)
+        key = form.get("idempotency_key") or ""
+        key = f"web:{key}" if re.match(r"^[A-Za-z0-9_\-]{8,100}$", key) else None
+        if photo is not None:
+            # Kept before tracking is asked: if opening the report fails now, the photo stays
+            # as an orphan file (harmless: nothing references it, a retry reuses its name).
+            try:
+                photo_url = self.photos.store(photo, seed=key)
+                self.intake.store.photo_uploaded(photo_url.rpartition("/")[2])
+            except Exception:
+                log.exception("the photo store failed")
+                raise Unavailable("No pudimos guardar tu foto. Intenta de nuevo en unos "
+                                  "minutos; tu reporte no se envió.") from None
+        location = schemas.clean_location(loaded["location"])
+        if "lat" in location and form.get("confirmar") != "1":
+            nearby = self._nearby(code, location["lat"], location["long"])
+            if nearby:
+                carry = [(name, value) for name, value in form.items(multi=True)
+                         if name not in ("photo_url", "confirmar")]
+                return self.portal.render("duplicates.html", definition=definition,
+                                          nearby=nearby[:5], carry=carry, photo_url=photo_url,
+                                          values=form)
+        receipt = self._submit(Submission(
+            channel="web", service_code=code, description=loaded["description"].strip(),
+            location=location, answers=loaded["answers"],
+            media_urls=[photo_url] if photo_url else [], contact=loaded["contact"],
+            idempotency_key=key))
+        token = receipt.get("access_token")  # gone from a replay after the replay window
+        private_url = (f"{self.portal.public_url}/folio/{receipt['folio']}?token={token}"
+                       if token else None)
+        return self.portal.render("receipt.html", 201, receipt=receipt, private_url=private_url)
+
+    @http("GET", "/folio")
+    @html_errors
+    def portal_lookup(self, request: Request) -> Response:
+        """The lookup form; GET /folio?folio=QRO-2026-000123 goes to that folio's page."""
+        folio = normal_folio(request.args.get("folio", ""))
+        if folio:
+            return Response(status=303, headers={"Location": f"/folio/{folio}"})
+        return self.portal.render("lookup.html", folio="")
+
+    @http("GET", "/folio/<string:folio>")
+    @html_errors
+    def portal_report(self, request: Request, folio: str) -> Response:
+        """A folio's status and timeline; `?token=` (the citizen's private link) adds what only
+        the citizen may read. A wrong token is a 403, an unknown folio a 404."""
+        folio = normal_folio(folio)
+        token = request.args.get("token") or None
+        if not FOLIO.match(folio):
+            raise NotFound(folio)
+        try:
+            view = self.intake.tracking.public_report(folio, token)
+        except RemoteError as error:
+            if error.exc_type != "ReportNotFound":  # a token was sent for a folio that is not
+                raise
+            view = None
+        if view is None:
+            return self.portal.render("lookup.html", 404, folio=folio, missing=True)
+        return self.portal.render("status.html", view=view, token=token,
+                                  values=MultiDict(), errors={})
+
+    @http("POST", "/seguir/<string:folio>")
+    @html_errors
+    def portal_follow(self, request: Request, folio: str) -> Response:
+        """Follow an existing folio instead of reporting again: contact details -> confirmation."""
+        folio = normal_folio(folio)
+        if not FOLIO.match(folio) or self.intake.tracking.public_report(folio) is None:
+            raise NotFound(folio)
+        contact, errors = follow_contact(request.form)
+        if errors:
+            return self.portal.render("follow.html", 400, folio=folio, values=request.form,
+                                      errors=errors)
+        self.intake.follow(folio, contact, "web")
+        return self.portal.render("followed.html", folio=folio, contact=contact)
+
+    # ---- steps of the form ---------------------------------------------------------------------
+
+    def _definition(self, code: str) -> ServiceDefinition:
+        try:
+            return self.intake.service(code)
+        except UnknownService:
+            raise NotFound(code) from None
+
+    def _form(self, definition: ServiceDefinition, values: MultiDict, errors: dict[str, str],
+              status: int) -> Response:
+        key = values.get("idempotency_key") or str(uuid.uuid4())
+        questions = sorted(definition.questions, key=lambda q: q.order)
+        layout = [f"attribute[{q.code}]" for q in questions] + FORM_LAYOUT
+        errors = dict(sorted(errors.items(), key=lambda item: (
+            layout.index(item[0]) if item[0] in layout else len(layout))))
+        return self.portal.render("report_form.html", status, definition=definition,
+                                  questions=questions, values=values, errors=errors,
+                                  idempotency_key=key,
+                                  max_mb=f"{self.photos.max_bytes / (1024 * 1024):g}")
+
+    def _photo(self, request: Request, errors: dict[str, str]) -> tuple[bytes | None, str | None]:
+        """(new photo's bytes, or the URL of one kept from an earlier step); a bad one is an
+        error on the `photo` field."""
+        upload = request.files.get("photo")
+        data = upload.stream.read(self.photos.max_bytes + 1) if upload is not None else b""
+        if data or (upload is not None and upload.filename):
+            try:
+                check(data, self.photos.max_bytes)
+            except PhotoRejected as rejected:
+                errors["photo"] = rejected.spanish
+                return None, None
+            return data, None
+        kept = (request.form.get("photo_url") or "").strip()
+        if kept and not self.photos.owns(kept):
+            errors["photo"] = FIELD_MESSAGES["photo"]
+            return None, None
+        return None, kept or None
+
+    def _nearby(self, code: str, lat: float, long: float) -> list[dict[str, Any]]:
+        """Open reports of the same category nearby; none if tracking cannot say (the
+        suggestion is a courtesy, it must not stop a report)."""
+        try:
+            return self.intake.possible_duplicates(code, lat, long)
+        except RemoteError as error:
+            log.warning("no duplicate suggestions: %s", error)
+            return []
+
+    def _submit(self, submission: Submission) -> dict[str, Any]:
+        """Submit; a double click's second request waits for the first and gets its receipt."""
+        for _ in range(IN_PROGRESS_TRIES):
+            try:
+                return self.intake.submit(submission)
+            except SubmissionInProgress:
+                eventlet.sleep(IN_PROGRESS_WAIT_S)
+        raise SubmissionInProgress(submission.idempotency_key)

@@ -1,0 +1,34 @@
+"""The citizen's HTML pages: look up a folio, and its status with the timeline (Spanish)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+_env = Environment(
+    loader=PackageLoader("services.tracking.read", "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+TIMEZONE = ZoneInfo(os.environ.get("TIMEZONE", "America/Mexico_City"))
+
+
+def local_time(value: str | None) -> str:
+    """`2026-11-22T21:03:57+00:00` -> `22/11/2026 15:03` in the municipality's time zone."""
+    if not value:
+        return ""
+    return datetime.fromisoformat(value).astimezone(TIMEZONE).strftime("%d/%m/%Y %H:%M")
+
+
+_env.filters["local"] = local_time
+
+
+def render_status(folio: str, view: dict[str, Any] | None) -> str:
+    return _env.get_template("status.html").render(folio=folio, view=view)
+
+
+def render_lookup(folio: str | None) -> str:
+    return _env.get_template("lookup.html").render(folio=folio or "")

@@ -1,0 +1,131 @@
+"""Call another service by nameko RPC from inside an entrypoint, with a timeout and a bearer token.
+
+A call goes out either as this service (a `system` token: SERVICE_TOKEN from configuration, or
+one minted with the local key in development) or on behalf of the caller, with the caller's own
+bearer token so that the other service records the real actor (a 070 operator, say).
+
+Requests go without publisher confirms, like the replies (shared/chassis/rpc.py): a lost request ends in
+RpcTimeout, which the caller handles anyway; a confirm would add a broker round trip per call."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import eventlet
+from kombu.utils.json import dumps
+from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.extensions import DependencyProvider, Extension
+from nameko.messaging import HeaderEncoder
+from nameko.rpc import ReplyListener, RpcReply, get_rpc_exchange
+
+from shared.chassis.amqpfast import fast_channel
+from shared.chassis.auth import mint_token, setting
+
+TOKEN_TTL = 24 * 3600
+
+
+class RpcTimeout(Exception):
+    """The other service did not answer in time (it may be down or overloaded)."""
+
+
+class ServiceCredentials:
+    """This service's own bearer token, minted again before it expires."""
+
+    def __init__(self, config: dict[str, Any], service_name: str) -> None:
+        self.config = config
+        self.subject = f"service:{service_name}"
+        self._token = setting(config, "SERVICE_TOKEN") or None
+        self._minted = 0.0
+        self._minting = self._token is None
+        self._lock = threading.Lock()
+
+    def authorization(self) -> str:
+        if self._minting and time.time() - self._minted > TOKEN_TTL / 2:
+            with self._lock:
+                if time.time() - self._minted > TOKEN_TTL / 2:
+                    self._token = mint_token(self.subject, ["system"], ttl_seconds=TOKEN_TTL,
+                                             config=self.config)
+                    self._minted = time.time()
+        return f"Bearer {self._token}"
+
+
+class RemoteService(HeaderEncoder):
+    """What an entrypoint gets: `self.tracking.call("open_report", payload)`."""
+
+    def __init__(self, worker_ctx: Any, service_name: str, listener: ReplyListener,
+                 credentials: ServiceCredentials, timeout: float) -> None:
+        self.worker_ctx = worker_ctx
+        self.service_name = service_name
+        self.listener = listener
+        self.credentials = credentials
+        self.timeout = timeout
+        config = worker_ctx.container.config
+        self.exchange = get_rpc_exchange(config).name
+        self.channel = fast_channel(config[AMQP_URI_CONFIG_KEY])
+
+    def call(self, method: str, *args: Any, on_behalf_of: str | None = None,
+             **kwargs: Any) -> Any:
+        """Call `method`; `on_behalf_of` is the caller's `Authorization` header to forward."""
+        data = self.worker_ctx.data
+        before = data.get("authorization")
+        data["authorization"] = on_behalf_of or self.credentials.authorization()
+        try:
+            with eventlet.Timeout(self.timeout, RpcTimeout(
+                    f"{self.service_name}.{method} did not answer in {self.timeout:g} s")):
+                return self._call(method, args, kwargs)
+        finally:
+            if before is None:
+                data.pop("authorization", None)
+            else:
+                data["authorization"] = before
+
+
+    def _call(self, method: str, args: tuple, kwargs: dict) -> Any:
+        """nameko's wire protocol (as MethodProxy speaks it), published on the shared channel."""
+        correlation_id = uuid.uuid4().hex
+        reply_event = self.listener.get_reply_event(correlation_id)
+        try:
+            self.channel.publish_json(
+                dumps({"args": args, "kwargs": kwargs}), exchange=self.exchange,
+                routing_key=f"{self.service_name}.{method}",
+                reply_to=self.listener.routing_key, correlation_id=correlation_id,
+                # A request nobody took within the timeout is dropped by the broker: the caller
+                # was already told it failed and may retry, so running it late would duplicate.
+                expiration=str(int(self.timeout * 1000)),
+                application_headers=self.get_message_headers(self.worker_ctx))
+            return RpcReply(reply_event).result()
+        finally:
+            self.listener._reply_events.pop(correlation_id, None)  # after a timeout
+
+
+class RpcClient(Extension):
+    """Declare `tracking = RpcClient("tracking")` on a service's DependencyProvider and hand
+    `self.tracking.get_dependency(worker_ctx)` to the application it builds (or use Remote)."""
+
+    rpc_reply_listener = ReplyListener()
+
+    def __init__(self, target_service: str, timeout: float = 10.0) -> None:
+        self.target_service = target_service
+        self.timeout = timeout
+
+    def setup(self) -> None:
+        self.credentials = ServiceCredentials(self.container.config, self.container.service_name)
+        self.timeout = float(self.container.config.get("RPC_TIMEOUT", self.timeout))
+
+    def get_dependency(self, worker_ctx: Any) -> RemoteService:
+        return RemoteService(worker_ctx, self.target_service, self.rpc_reply_listener,
+                             self.credentials, self.timeout)
+
+
+class Remote(DependencyProvider):
+    """Another service, straight on a service class: `tracking = Remote("tracking")`, then
+    `self.tracking.call("report_events", folio, 3)` in any worker."""
+
+    def __init__(self, target_service: str, timeout: float = 10.0) -> None:
+        self.client = RpcClient(target_service, timeout)
+
+    def get_dependency(self, worker_ctx: Any) -> RemoteService:
+        return self.client.get_dependency(worker_ctx)

@@ -1,0 +1,41 @@
+"""The contact handoff: intake gives a citizen's contact details to notifications, privately.
+
+Contact details never enter a report's event stream. Intake publishes a subscription request
+straight to notifications' durable queue on a private exchange (publisher confirm, mandatory), so
+the details reach the only service that keeps personal data even while it is down; the queue is
+declared by `shared.chassis.handoff`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+EXCHANGE = "expediente.private"
+ROUTING_KEY = "subscription.requested"
+QUEUE = "notifications.subscriptions"
+CHANNELS = ("email", "sms", "whatsapp")
+
+
+class ContactSchema(Schema):
+    first_name = fields.String(validate=validate.Length(max=100), load_default=None)
+    last_name = fields.String(validate=validate.Length(max=100), load_default=None)
+    email = fields.Email(validate=validate.Length(max=254), load_default=None)
+    phone = fields.String(validate=validate.Regexp(
+        r"^\+?[0-9][0-9 \-]{6,19}$", error="a phone number, e.g. +52 442 123 4567"),
+        load_default=None)
+    notify_by = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), load_default=list)
+
+
+class SubscriptionRequestSchema(Schema):
+    """The message body on QUEUE."""
+
+    folio = fields.String(required=True)
+    access_token = fields.String(load_default=None)  # for the private link in messages
+    channel = fields.String(required=True)           # where the citizen reported from
+    contact = fields.Nested(ContactSchema, required=True)
+    requested_at = fields.AwareDateTime(required=True)
+
+
+def has_contact(contact: dict[str, Any] | None) -> bool:
+    return bool(contact) and any(contact.get(key) for key in ("email", "phone"))
