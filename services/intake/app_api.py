@@ -74,6 +74,20 @@ class AppApi:
         while self.intake.store.forget_access_tokens(cutoff) == 500:
             pass
 
+    @timer(interval=3600)
+    def purge_unfinished(self) -> None:
+        """What a citizen started and never finished is not kept: chatbot conversations untouched
+        for CHATBOT_RETENTION_HOURS (48) and submissions whose report was never opened after
+        UNFINISHED_SUBMISSION_HOURS (48); 0 keeps them. Every replica sweeps, in batches."""
+        store = self.intake.store
+        for setting, forget in (("CHATBOT_RETENTION_HOURS", store.forget_conversations),
+                                ("UNFINISHED_SUBMISSION_HOURS", store.forget_unfinished)):
+            hours = float(self.config.get(setting) or 0)
+            if hours > 0:
+                cutoff = datetime.now(UTC) - timedelta(hours=hours)
+                while forget(cutoff) == 500:
+                    pass
+
     @http("GET", "/api/v1/services")
     @http_errors
     def api_services(self, request: Request) -> Response:

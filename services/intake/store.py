@@ -26,8 +26,12 @@ DDL = (
     " state TEXT NOT NULL, folio TEXT, response TEXT, created_at TEXT NOT NULL,"
     " access_token TEXT)",
     "CREATE INDEX IF NOT EXISTS intake_submissions_folio ON intake_submissions (folio)",
+    # The hourly purge finds unfinished submissions and idle conversations without a scan.
+    "CREATE INDEX IF NOT EXISTS intake_submissions_unfinished ON intake_submissions (created_at)"
+    " WHERE state = 'pending'",
     "CREATE TABLE IF NOT EXISTS intake_conversations (sender TEXT PRIMARY KEY,"
     " state TEXT NOT NULL, version INTEGER NOT NULL, updated_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS intake_conversations_idle ON intake_conversations (updated_at)",
     # Photos we stored, and the folio of the report that references each: an upload no report
     # ever used is an orphan, removed after PHOTO_ORPHAN_HOURS.
     "CREATE TABLE IF NOT EXISTS intake_photos (name TEXT PRIMARY KEY, uploaded_at TEXT NOT NULL,"
@@ -175,6 +179,20 @@ class IntakeStore:
                          (json.dumps(kept, ensure_ascii=False), key))
         return len(rows)
 
+    def forget_unfinished(self, created_before: datetime, limit: int = 500) -> int:
+        """Delete submissions claimed before `created_before` whose report was never opened (and
+        the citizen's access token kept for their retries); how many, at most `limit`. A retry
+        after this opens the report if it never was; if it was, tracking refuses the new token."""
+        cutoff = created_before.astimezone(UTC).isoformat()
+        # The outer conditions again: a submission completed meanwhile is kept (PostgreSQL
+        # checks them on the row's newest version).
+        _, deleted = self.sql.run(
+            "DELETE FROM intake_submissions WHERE state = 'pending' AND created_at < %s AND "
+            "idempotency_key IN (SELECT idempotency_key FROM intake_submissions WHERE "
+            "state = 'pending' AND created_at < %s ORDER BY created_at LIMIT %s)",
+            (cutoff, cutoff, limit))
+        return deleted
+
     def folio_for_token(self, token: str) -> tuple[bool, str | None]:
         """(known, folio): an Open311 token we issued, and its folio once there is one."""
         rows, _ = self.sql.run("SELECT folio FROM intake_submissions WHERE token = %s", (token,))
@@ -232,3 +250,14 @@ class IntakeStore:
         _, changed = self.sql.run(sql, params)
         if changed != 1 and not (state is None and version == 0):
             raise ConversationChanged(sender)
+
+    def forget_conversations(self, untouched_since: datetime, limit: int = 500) -> int:
+        """Delete the chatbot conversations nobody wrote to since `untouched_since`, with what
+        the citizen said in them; how many, at most `limit`."""
+        cutoff = untouched_since.astimezone(UTC).isoformat()
+        # A conversation that moves on meanwhile is kept: the outer condition sees its new time.
+        _, deleted = self.sql.run(
+            "DELETE FROM intake_conversations WHERE updated_at < %s AND sender IN (SELECT "
+            "sender FROM intake_conversations WHERE updated_at < %s ORDER BY updated_at LIMIT %s)",
+            (cutoff, cutoff, limit))
+        return deleted
