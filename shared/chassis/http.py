@@ -1,4 +1,13 @@
-"""nameko's `http` entrypoint with TCP_NODELAY on every connection and idle keep-alive closed.
+"""The one HTTP layer of every service: nameko's `http` entrypoint, hardened.
+
+- A body is read (at most `max_body` + 1 bytes, chunked or not) before the entrypoint runs,
+  before parsing and authentication: a larger one is a 413 and the connection is closed.
+- Every request has an id (a sane incoming `X-Request-Id`, else a new one): on every answer, in
+  every error log line, and passed on to the services it calls (nameko context data).
+- Anything unexpected is a 500 that says only that something failed, with the request id; the
+  traceback goes to the log. Unknown routes and methods answer the wire's codes.
+- Security headers on every answer (nosniff, no referrer; CSP and no framing on HTML).
+- The access log never shows secrets from query strings (`?token=`, `api_key=` …).
 
 eventlet's WSGI server writes a response's headers and body in two sends. With Nagle's algorithm
 on, the body waits for the client to acknowledge the headers, and a keep-alive client delays that
@@ -10,28 +19,233 @@ close after HTTP_KEEPALIVE_SECONDS; a client that stalls mid-request after HTTP_
 
 from __future__ import annotations
 
+import io
+import logging
+import re
 import socket
+import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
+from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wrappers import Request, Response
+
+from shared.chassis.answers import (  # noqa: F401  (the HTTP layer's API, in one import)
+    REQUEST_ID_KEY,
+    answer_error,
+    error_response,
+    html_error_page,
+    json_errors,
+    json_response,
+    read_json,
+    request_id_of,
+    static_file,
+)
+from shared.chassis.errortable import BASE
+from shared.chassis.logredact import RedactedLog
+from shared.contracts.errors import WireError
+
+log = logging.getLogger(__name__)
+DEFAULT_MAX_BODY = 64 * 1024  # a JSON or form body; photo doors pass their own
+READ_CHUNK = 64 * 1024
+SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+MaxBody = int | Callable[[dict[str, Any]], int]  # bytes, or read from the configuration
 
 
-class NoDelayWebServer(WebServer):
+def content_security_policy(img_sources: str) -> str:
+    """Pages load only their own styles and scripts (no inline code), photos from `'self'`,
+    https and the configured origins, and may not be framed."""
+    return ("default-src 'none'; script-src 'self'; style-src 'self'; "
+            f"img-src 'self' https: {img_sources}".rstrip() + "; "
+            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def secure(response: Response, request_id: str, csp: str) -> Response:
+    headers = response.headers
+    headers["X-Request-Id"] = request_id
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    # The citizen's private link carries the access token: never leak it in a Referer.
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if response.mimetype == "text/html":
+        headers.setdefault("Content-Security-Policy", csp)
+        headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+class _NoContinue:
+    """Stands for a `100 Continue` never sent (see hang_up); nothing is ever written to it."""
+
+    def writelines(self, lines: Any) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+def hang_up(environ: dict[str, Any]) -> None:
+    """Close the connection after this answer rather than read the rest of a body we refused.
+
+    eventlet drains an unread body before reusing a connection (a 20 MB body would be read to
+    the end, an endless chunked one forever) unless the client was never told to continue after
+    `Expect: 100-continue`: marking the input so makes eventlet close instead."""
+    request_input = environ.get("eventlet.input")
+    if request_input is not None and getattr(request_input, "wfile", False) is None:
+        request_input.wfile = _NoContinue()
+
+
+def take_body(environ: dict[str, Any], limit: int) -> WireError | None:
+    """Read the body into memory, at most `limit` + 1 bytes; the error to answer, if any.
+
+    Afterwards the request reads it as a plain body of known length (chunked ones too)."""
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if not chunked and not declared.strip():
+        environ["wsgi.input"] = io.BytesIO(b"")
+        return None
+    too_large = WireError("payload_too_large", f"the body may have at most {limit} bytes")
+    want = limit + 1
+    if not chunked:
+        try:
+            want = int(declared)
+        except ValueError:
+            hang_up(environ)
+            return WireError("invalid_input", "the Content-Length is not a number")
+        if want > limit:
+            hang_up(environ)
+            return too_large
+    chunks, got = [], 0
+    try:
+        while got < want:
+            chunk = environ["wsgi.input"].read(min(want - got, READ_CHUNK))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+    except (OSError, ValueError):  # a timeout, a reset, a broken chunk
+        hang_up(environ)
+        return WireError("invalid_input", "the body could not be read")
+    if got > limit:
+        hang_up(environ)
+        return too_large
+    if not chunked and got < want:
+        return WireError("invalid_input", "the body ended before its Content-Length")
+    environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
+    environ["CONTENT_LENGTH"] = str(got)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return None
+
+
+def incoming_request_id(environ: dict[str, Any]) -> str:
+    given = environ.get("HTTP_X_REQUEST_ID", "")
+    return given if SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def wants_html(environ: dict[str, Any]) -> bool:
+    return "text/html" in environ.get("HTTP_ACCEPT", "")
+
+
+class GuardedWsgiApp(WsgiApp):
+    """nameko's WSGI app with a request id, the wire's errors for unknown routes, a bare 500 for
+    anything unexpected, and the security headers on every answer."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request_id = environ[REQUEST_ID_KEY] = incoming_request_id(environ)
+        request = Request(environ, shallow=True)
+        try:
+            response = self.route(request, environ)
+        except Exception:
+            log.exception("%s %s failed (request %s)", request.method, request.path, request_id)
+            error = WireError("internal")
+            response = (html_error_page(error, request_id) if wants_html(environ)
+                        else error_response(error, request_id))
+        return secure(response, request_id, self.server.csp)(environ, start_response)
+
+    def route(self, request: Request, environ: dict[str, Any]) -> Response:
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+        except HTTPException as exc:
+            if exc.code is None or exc.code < 400:  # a redirect (e.g. a missing slash)
+                return exc.get_response(environ)
+            hang_up(environ)
+            headers = {}
+            if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+                headers["Allow"] = ", ".join(exc.valid_methods)
+            error = WireError("method_not_allowed" if exc.code == 405 else "not_found")
+            request_id = request_id_of(request)
+            response = (html_error_page(error, request_id) if wants_html(environ)
+                        else error_response(error, request_id))
+            response.headers.update(headers)
+            return response
+        request.path_values = values
+        return provider.handle_request(request)
+
+
+class ChassisWebServer(WebServer):
     def get_wsgi_server(self, sock: Any, wsgi_app: Any, *args: Any, **kwargs: Any) -> Any:
         server = super().get_wsgi_server(sock, wsgi_app, *args, **kwargs)
         config = self.container.config
         server.keepalive = float(config.get("HTTP_KEEPALIVE_SECONDS") or 75)
         server.socket_timeout = float(config.get("HTTP_SOCKET_TIMEOUT") or 60)
+        server.log = RedactedLog(server.log)
         return server
+
+    def get_wsgi_app(self) -> Any:
+        self.csp = content_security_policy(str(self.container.config.get("HTTP_IMG_SOURCES")
+                                               or ""))
+        return GuardedWsgiApp(self)
 
     def process_request(self, sock: Any, address: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         super().process_request(sock, address)
 
+    def context_data_from_headers(self, request: Request) -> dict[str, Any]:
+        """The worker's context data: the request id travels on to the services it calls."""
+        return {"request_id": request_id_of(request)}
 
-class NoDelayHttpRequestHandler(HttpRequestHandler):
-    server = NoDelayWebServer()
+
+class HttpEntrypoint(HttpRequestHandler):
+    """`@http("POST", "/reports", max_body=64 * 1024, html=False)`: `max_body` in bytes or a
+    function of the configuration; `html=True` for pages (their errors are small pages)."""
+
+    server = ChassisWebServer()
+
+    def __init__(self, method: str, url: str, max_body: MaxBody = DEFAULT_MAX_BODY,
+                 html: bool = False, **kwargs: Any) -> None:
+        self.max_body_setting = max_body
+        self.html = html
+        super().__init__(method, url, **kwargs)
+
+    def setup(self) -> None:
+        limit = self.max_body_setting
+        self.max_body = int(limit(self.container.config) if callable(limit) else limit)
+        super().setup()
+
+    def handle_request(self, request: Request) -> Response:
+        request.shallow = False
+        refused = take_body(request.environ, self.max_body)
+        if refused is not None:
+            return self.error_page(refused, request)
+        try:
+            context_data = self.server.context_data_from_headers(request)
+            args, kwargs = self.get_entrypoint_parameters(request)
+            self.check_signature(args, kwargs)
+            event = Event()
+            self.container.spawn_worker(self, args, kwargs, context_data=context_data,
+                                        handle_result=partial(self.handle_result, event))
+            return self.response_from_result(event.wait())
+        except Exception as exc:  # what the service's own error wrapper did not answer
+            return answer_error(exc, BASE, request, self.html)
+
+    def error_page(self, error: WireError, request: Request) -> Response:
+        request_id = request_id_of(request)
+        if self.html:
+            return html_error_page(error, request_id)
+        return error_response(error, request_id)
 
 
-http = NoDelayHttpRequestHandler.decorator
+http = HttpEntrypoint.decorator

@@ -20,6 +20,11 @@ REQUEST_ERRORS = Counter(
     "Entrypoint calls that ended in an exception",
     ["service", "entrypoint", "error"],
 )
+ERROR_ANSWERS = Counter(
+    "expediente_http_error_answers_total",
+    "HTTP answers that were an error, by wire code (unavailable: a dependency was down)",
+    ["code"],
+)
 
 
 class RequestMetrics(DependencyProvider):

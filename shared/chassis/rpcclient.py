@@ -4,8 +4,13 @@ A call goes out either as this service (a `system` token: SERVICE_TOKEN from con
 one minted with the local key in development) or on behalf of the caller, with the caller's own
 bearer token so that the other service records the real actor (a 070 operator, say).
 
-Requests go without publisher confirms, like the replies (shared/chassis/rpc.py): a lost request ends in
-RpcTimeout, which the caller handles anyway; a confirm would add a broker round trip per call."""
+Requests go without publisher confirms, like the replies (shared/chassis/rpc.py): a lost request
+ends in RpcTimeout, which the caller handles anyway; a confirm would add a broker round trip per
+call.
+
+An error the other service answered with a wire code (shared/chassis/rpc.py) is raised here as
+the contracts' WireError with that code; one without (a bug over there) stays nameko's
+RemoteError, which the HTTP layer answers as `unavailable`."""
 
 from __future__ import annotations
 
@@ -17,12 +22,14 @@ from typing import Any
 import eventlet
 from kombu.utils.json import dumps
 from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.exceptions import deserialize
 from nameko.extensions import DependencyProvider, Extension
 from nameko.messaging import HeaderEncoder
-from nameko.rpc import ReplyListener, RpcReply, get_rpc_exchange
+from nameko.rpc import ReplyListener, get_rpc_exchange
 
 from shared.chassis.amqpfast import fast_channel
 from shared.chassis.auth import mint_token, setting
+from shared.contracts.errors import WireError, carries_code
 
 TOKEN_TTL = 24 * 3600
 
@@ -96,9 +103,19 @@ class RemoteService(HeaderEncoder):
                 # was already told it failed and may retry, so running it late would duplicate.
                 expiration=str(int(self.timeout * 1000)),
                 application_headers=self.get_message_headers(self.worker_ctx))
-            return RpcReply(reply_event).result()
+            return reply_of(reply_event.wait())
         finally:
             self.listener._reply_events.pop(correlation_id, None)  # after a timeout
+
+
+def reply_of(body: dict[str, Any]) -> Any:
+    """The result of a reply, or the error it carries raised: by code when it has one."""
+    error = body.get("error")
+    if error:
+        if carries_code(error):
+            raise WireError.from_dict(error)
+        raise deserialize(error)
+    return body["result"]
 
 
 class RpcClient(Extension):
