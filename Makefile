@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	bash deploy/local/ensure-infra.sh
-	PSYCOPG_WAIT_FUNC=wait_select $(PY) deploy/local/run.py
+	EXPEDIENTE_ENV=development PSYCOPG_WAIT_FUNC=wait_select $(PY) deploy/local/run.py
 
 test: install
 	bash deploy/local/test.sh

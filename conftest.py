@@ -8,6 +8,10 @@ import eventlet
 
 eventlet.monkey_patch()
 
+# The tests run on the development secrets services/*/config.yaml ship (shared/chassis/secrets.py);
+# every service process they start inherits this.
+os.environ["EXPEDIENTE_ENV"] = "development"
+
 import shared.chassis  # noqa: E402,F401  (PSYCOPG_WAIT_FUNC before psycopg loads)
 
 # Hypothesis loads every installed plugin on import; trio's (selenium's dependency) cannot load on

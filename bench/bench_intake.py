@@ -37,6 +37,8 @@ from pathlib import Path  # noqa: E402
 import psycopg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# The services it starts use config.yaml's development secrets (the Open311 demo key, say).
+os.environ["EXPEDIENTE_ENV"] = "development"
 PG = dict(dbname=os.environ.get("BENCH_PG_DBNAME", "test"), host="127.0.0.1", port=5432,
           user=os.environ.get("BENCH_PG_USER", "postgres"))
 API_KEY = "expediente-demo-key"

@@ -40,6 +40,8 @@ from shared.chassis.auth import mint_token  # noqa: E402
 from shared.contracts.cloudevents import CloudEvent  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# The services it starts, and the tokens it mints, use config.yaml's development secrets.
+os.environ["EXPEDIENTE_ENV"] = "development"
 AMQP = os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")
 PG = dict(dbname=os.environ.get("BENCH_PG_DBNAME", "test"), host="127.0.0.1", port=5432,
           user=os.environ.get("BENCH_PG_USER", "postgres"))

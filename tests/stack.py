@@ -37,7 +37,8 @@ class Stack:
             "TRACKING_SQLITE_DBNAME": str(workdir / "tracking.sqlite"),
             "INTAKE_SQLITE_DBNAME": str(workdir / "intake.sqlite"),
             "INTAKE_PHOTO_DIR": str(workdir / "photos"),
-            "RELAY_POLL_INTERVAL": "0.2", **(extra_env or {}),
+            "RELAY_POLL_INTERVAL": "0.2", "EXPEDIENTE_ENV": "development",
+            **(extra_env or {}),
         }
         self.tracking = ServiceProcess("tracking", self.env)
         self.intake = ServiceProcess("intake", self.env)

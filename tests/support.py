@@ -103,6 +103,7 @@ class ServiceProcess:
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "PSYCOPG_WAIT_FUNC": "wait_select",
+            "EXPEDIENTE_ENV": "development",  # config.yaml's development secrets are accepted
             f"{service.upper()}_HTTP_ADDRESS": f"127.0.0.1:{self.port}",
             **env,
         }

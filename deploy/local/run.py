@@ -1,6 +1,8 @@
 """`make run`: every service in the foreground on embedded SQLite stores and the local RabbitMQ.
 
-Starts each service as its own process, waits until it answers /healthz, loads demo data on the
+Starts each service as its own process in development mode (EXPEDIENTE_ENV=development: the
+development secrets of services/*/config.yaml are accepted), listening on 127.0.0.1 only unless
+<SERVICE>_HTTP_ADDRESS says otherwise; waits until each answers /healthz, loads demo data on the
 first run, prints the URLs, and on Ctrl-C stops every process cleanly."""
 
 from __future__ import annotations
@@ -18,16 +20,19 @@ VENV_BIN = ROOT / ".venv" / "bin"
 
 # (service, HTTP port) — later services join this list as they are built.
 SERVICES = [("intake", 8000), ("tracking", 8001)]
+LOOPBACK = ("127.", "localhost:", "[::1]:")
 
 
 def service_env() -> dict[str, str]:
     env = dict(os.environ)
+    # Development mode lets the demo secrets in, so only this machine may reach the services.
+    env["EXPEDIENTE_ENV"] = "development"
     env.setdefault("PERSISTENCE_MODULE", "eventsourcing.sqlite")
     env.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
     env["PYTHONPATH"] = str(ROOT)
     for name, port in SERVICES:
         env.setdefault(f"{name.upper()}_SQLITE_DBNAME", str(ROOT / "var" / f"{name}.sqlite"))
-        env.setdefault(f"{name.upper()}_HTTP_ADDRESS", f"0.0.0.0:{port}")
+        env.setdefault(f"{name.upper()}_HTTP_ADDRESS", f"127.0.0.1:{port}")
     return env
 
 
@@ -83,7 +88,7 @@ def main() -> int:
                               cwd=ROOT, env=env, check=False)
         if demo.returncode != 0:
             print("demo data could not be loaded (the services still run)", file=sys.stderr)
-        print_urls()
+        print_urls(env)
         while all(p.poll() is None for p in processes.values()):
             time.sleep(0.5)
         dead = [n for n, p in processes.items() if p.poll() is not None]
@@ -96,17 +101,28 @@ def main() -> int:
         stop_all(processes)
 
 
-def print_urls() -> None:
-    print("\nExpediente is running (Ctrl-C stops everything):")
+def print_urls(env: dict[str, str]) -> None:
+    print("\nExpediente is running in development mode (Ctrl-C stops everything):")
     for name, port in SERVICES:
-        print(f"  {name:<14} http://127.0.0.1:{port}/   (/healthz /readyz /metrics)")
+        print(f"  {name:<14} http://127.0.0.1:{port}/   (/healthz /readyz /metrics)   "
+              f"listening on {env[f'{name.upper()}_HTTP_ADDRESS']}")
     print("  RabbitMQ       amqp://guest:guest@127.0.0.1:5672//  exchange expediente.events")
     print("\nFor citizens:")
     print("  portal         http://127.0.0.1:8000/          (report, look up a folio)")
     print("  status page    http://127.0.0.1:8001/seguimiento/<folio>")
     print("  Open311        http://127.0.0.1:8000/open311/v2/discovery.json"
           "   (api_key=expediente-demo-key)")
-    print("\nTry:")
+    exposed = [name for name, _ in SERVICES
+               if not env[f"{name.upper()}_HTTP_ADDRESS"].startswith(LOOPBACK)]
+    if exposed:
+        print(f"\nWARNING: listening beyond this machine ({', '.join(exposed)}) with the public "
+              "development secrets: whoever reaches it can act as admin.")
+    else:
+        print("\nOnly this machine can reach them (the development secrets are public). To listen "
+              "on every interface,\ne.g. for a demo on a trusted network: "
+              "INTAKE_HTTP_ADDRESS=0.0.0.0:8000 TRACKING_HTTP_ADDRESS=0.0.0.0:8001 make run")
+    print("\nTry (the CLI signs development tokens in development mode only):")
+    print("  export EXPEDIENTE_ENV=development")
     print("  .venv/bin/expediente call tracking search_reports '{}' --role supervisor")
     print("  .venv/bin/expediente watch --compact       (every event as it is published)")
     print("  curl http://127.0.0.1:8001/reports/<folio>      (folios listed above)")

@@ -11,6 +11,7 @@ from shared.chassis.auth import Auth
 from shared.chassis.gctuning import GcTuning
 from shared.chassis.http import http
 from shared.chassis.metrics import RequestMetrics, exposition
+from shared.chassis.secrets import SecretsCheck
 
 # Imported as modules, not classes: `nameko run` takes every class in this module that has
 # entrypoints for a service, and the mixins are not services.
@@ -30,6 +31,7 @@ class IntakeService(open311_http.Open311Api, portal.PortalPages, chatbot_http.Ch
     gc_tuning = GcTuning()
     auth = Auth()
     metrics = RequestMetrics()
+    secrets_check = SecretsCheck()
 
     @http("GET", "/healthz")
     def healthz(self, request: Request) -> Response:

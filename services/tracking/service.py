@@ -14,6 +14,7 @@ from shared.chassis.gctuning import GcTuning
 from shared.chassis.http import http
 from shared.chassis.metrics import RequestMetrics, exposition
 from shared.chassis.rpc import rpc
+from shared.chassis.secrets import SecretsCheck
 
 from . import schemas
 from .dependencies import TrackingRuntime
@@ -40,6 +41,7 @@ class TrackingService:
     gc_tuning = GcTuning()
     auth = Auth()
     metrics = RequestMetrics()
+    secrets_check = SecretsCheck()
 
     # ---- RPC: commands -------------------------------------------------------------------------
 

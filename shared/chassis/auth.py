@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import logging
 import os
 import time
 import uuid
@@ -20,10 +19,9 @@ from jwt.algorithms import get_default_algorithms
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Request
 
-log = logging.getLogger(__name__)
+from shared.chassis.secrets import DEVELOPMENT_SECRET, refusals, refuse_outside_development
 
 ROLES = ("operator", "supervisor", "crew", "billing_clerk", "admin", "auditor", "system")
-DEVELOPMENT_SECRET = "expediente-development-secret-change-me"
 DEFAULTS = {"JWT_ISSUER": "expediente-local", "JWT_AUDIENCE": "expediente",
             "JWT_SECRET": DEVELOPMENT_SECRET, "JWT_ALGORITHMS": "HS256"}
 REQUIRED_CLAIMS = ["exp", "iat", "sub"]
@@ -121,10 +119,9 @@ class TokenVerifier:
         hmac = [a for a in self.algorithms if a.startswith("HS")]
         if hmac and not secret:
             raise ValueError(f"JWT_ALGORITHMS {hmac} needs a JWT_SECRET")
+        # A development or short secret: the service's SecretsCheck refuses it outside
+        # development mode (shared/chassis/secrets.py).
         self._secret = secret if hmac else None
-        if self._secret == DEVELOPMENT_SECRET:
-            log.warning("accepting tokens signed with the development secret; "
-                        "configure JWT_SECRET or JWT_ALGORITHMS in production")
         asymmetric = [a for a in self.algorithms if not a.startswith("HS")]
         if asymmetric and not (jwks_url or public_key):
             raise ValueError(f"JWT_ALGORITHMS {asymmetric} needs JWT_JWKS_URL or JWT_PUBLIC_KEY")
@@ -305,7 +302,9 @@ def requires(*roles: str, scopes: Iterable[str] = (),
 def mint_token(subject: str, roles: Iterable[str] | str | None, *, crew_id: str | None = None,
                department: str | None = None, scopes: Iterable[str] = (),
                ttl_seconds: int = 3600, config: Mapping[str, Any] | None = None) -> str:
-    """A token signed with the local HS256 key (JWT_SECRET), for the CLI, demos and tests."""
+    """A token signed with the local HS256 key (JWT_SECRET), for the CLI, demos and tests.
+
+    Outside development mode it refuses (UnsafeSecret) to sign with a development or short key."""
     roles = _words(roles)
     unknown = [role for role in roles if role not in ROLES]
     if unknown:
@@ -313,6 +312,8 @@ def mint_token(subject: str, roles: Iterable[str] | str | None, *, crew_id: str 
     secret = setting(config, "JWT_SECRET")
     if not secret:
         raise ValueError("JWT_SECRET is empty: there is no local key to sign with")
+    problems = refusals({"JWT_SECRET": secret, "JWT_ALGORITHMS": "HS256"}, only={"JWT_SECRET"})
+    refuse_outside_development(problems, "expediente will not sign a token")
     now = int(time.time())
     claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + ttl_seconds,
                               "jti": uuid.uuid4().hex, "roles": roles}
