@@ -1,0 +1,51 @@
+"""`make run` is development mode on this machine only: its services accept the development
+secrets and so listen on 127.0.0.1 unless told otherwise, as every service does by default."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from shared.chassis.config import load_config
+from shared.chassis.secrets import MODE_VARIABLE
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = sorted(p.parent.name for p in ROOT.glob("services/*/config.yaml"))
+
+
+def local_run():
+    spec = importlib.util.spec_from_file_location("local_run", ROOT / "deploy/local/run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def no_addresses(monkeypatch):
+    for service in SERVICES:
+        monkeypatch.delenv(f"{service.upper()}_HTTP_ADDRESS", raising=False)
+    monkeypatch.delenv(MODE_VARIABLE, raising=False)
+
+
+def test_make_run_starts_the_services_in_development_mode_on_this_machine(no_addresses):
+    run = local_run()
+    env = run.service_env()
+    assert env[MODE_VARIABLE] == "development"
+    assert {env[f"{name.upper()}_HTTP_ADDRESS"] for name, _ in run.SERVICES} == {
+        f"127.0.0.1:{port}" for _, port in run.SERVICES}
+
+
+def test_make_run_listens_elsewhere_only_when_told(no_addresses, monkeypatch):
+    monkeypatch.setenv("INTAKE_HTTP_ADDRESS", "0.0.0.0:8000")
+    assert local_run().service_env()["INTAKE_HTTP_ADDRESS"] == "0.0.0.0:8000"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_service_listens_on_this_machine_unless_told_otherwise(service, no_addresses,
+                                                                 monkeypatch):
+    config = ROOT / "services" / service / "config.yaml"
+    assert load_config(config)["WEB_SERVER_ADDRESS"].startswith("127.0.0.1:")
+    monkeypatch.setenv(f"{service.upper()}_HTTP_ADDRESS", "0.0.0.0:9000")
+    assert load_config(config)["WEB_SERVER_ADDRESS"] == "0.0.0.0:9000"
