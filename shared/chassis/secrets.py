@@ -98,7 +98,8 @@ SECRETS: tuple[Secret, ...] = (
            why_required="this service would sign its own system token with the local key"),
     Secret("CHATBOT_SECRET", (CHATBOT_DEVELOPMENT_SECRET,), min_length=32),
     Secret("OPEN311_API_KEYS", (OPEN311_DEMO_KEY,), min_length=16, values=_api_keys, part="key"),
-    Secret("AMQP_URI", ("guest",), values=_uri_password, part="password"),
+    Secret("AMQP_URI", ("guest",), values=_uri_password, part="password", required=True,
+           why_required="the service has no broker to reach"),
     Secret("POSTGRES_PASSWORD"),
     Secret("AWS_SECRET_ACCESS_KEY"),
 )

@@ -53,6 +53,7 @@ UNSAFE = {
                              "OPEN311_API_KEYS"),
     "a short Open311 key": ({"OPEN311_API_KEYS": "fixmystreet:k2"}, "OPEN311_API_KEYS"),
     "RabbitMQ's guest account": ({"AMQP_URI": "amqp://guest:guest@rabbitmq:5672//"}, "AMQP_URI"),
+    "an empty broker address (a blank line in secrets.env)": ({"AMQP_URI": None}, "AMQP_URI"),
     "a placeholder database password": ({"POSTGRES_PASSWORD": "change-me"}, "POSTGRES_PASSWORD"),
     "a placeholder object store key": ({"AWS_SECRET_ACCESS_KEY": "CHANGE-ME"},
                                        "AWS_SECRET_ACCESS_KEY"),
