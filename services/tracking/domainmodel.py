@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -72,8 +73,92 @@ def format_folio(prefix: str, year: int, sequence: int) -> str:
     return f"{prefix}-{year:04d}-{sequence:06d}"
 
 
+# ---- the lifecycle: the one state machine the aggregate, the views and Open311 all read ------
+
+FIRST_STEP = "opened"
+OPEN_STEPS = ("opened", "triaged", "assigned", "dispatched", "en_route", "on_site",
+              "work_completed", "reopened")
+CLOSED_STEPS = ("closed",)
+STEPS = (*OPEN_STEPS, *CLOSED_STEPS)
+STATUS = {step: "closed" if step in CLOSED_STEPS else "open" for step in STEPS}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """In which steps a report may record an event, and the step the event leaves it in
+    (`moves_to`, when it was in one of `moves_from`; otherwise it stays where it was)."""
+
+    allowed_in: tuple[str, ...] = OPEN_STEPS
+    moves_to: str | None = None
+    moves_from: tuple[str, ...] = STEPS
+
+
+ANY_OPEN_STEP = Rule()  # an event not in LIFECYCLE: any open step, and the step stays
+# Keyed by wire name (see event_name).
+LIFECYCLE: dict[str, Rule] = {
+    # Triage may come at any time, but only a report nobody has taken up moves to triaged.
+    "triaged": Rule(moves_to="triaged", moves_from=("opened", "reopened")),
+    # A crew that has not reached the site can still be replaced.
+    "assigned": Rule(("opened", "triaged", "assigned", "dispatched", "en_route", "reopened"),
+                     "assigned"),
+    "crew_dispatched": Rule(("assigned",), "dispatched"),
+    "crew_en_route": Rule(("dispatched",), "en_route"),
+    "crew_arrived": Rule(("dispatched", "en_route"), "on_site"),  # a crew close by goes straight
+    "materials_logged": Rule(("on_site", "work_completed")),  # forgotten ones, after the work
+    "work_completed": Rule(("on_site",), "work_completed"),
+    "closed": Rule(moves_to="closed"),
+    "marked_duplicate": Rule(moves_to="closed"),
+    "reopened": Rule(CLOSED_STEPS, "reopened"),
+    "comment_added": Rule(STEPS),  # the conversation goes on after closing
+    "citizen_confirmed": Rule(("work_completed", "closed")),
+    "citizen_disputed": Rule(("work_completed", "closed")),
+}
+_NEXT_STEP = {(step, name): rule.moves_to for name, rule in LIFECYCLE.items()
+              if rule.moves_to is not None for step in rule.moves_from}
+
+
+def step_after(step: str, name: str) -> str:
+    """The step a report in `step` is in after an event named `name` (however it got there:
+    views replay history as it was recorded, they do not judge it)."""
+    return _NEXT_STEP.get((step, name), step)
+
+
+def rule(name: str) -> Rule:
+    return LIFECYCLE.get(name, ANY_OPEN_STEP)
+
+
+def closing_events() -> tuple[str, ...]:
+    """The events that close a report (`closed`, `marked_duplicate`)."""
+    return tuple(name for name, r in LIFECYCLE.items() if r.moves_to in CLOSED_STEPS)
+
+
+@cache
+def event_name(class_name: str) -> str:
+    """The one rule from an event class to its wire name: `CrewDispatched` -> `crew_dispatched`."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
+
+
+def wire_name(domain_event: Any) -> str:
+    """The snake_case, past-tense name an event has on the wire (`crew_arrived`)."""
+    return event_name(type(domain_event).__name__)
+
+
 class Report(Aggregate):
-    """A citizen's report, from opened to closed; every step is an event in its own stream."""
+    """A citizen's report, from opened to closed; every step is an event in its own stream.
+
+    A command checks the report's rules, then records one event. Every command takes the client's
+    key for it (`step_id`, optional): a command whose key the report already holds was applied
+    before, and the application answers the report as it is instead of recording it again.
+    """
+
+    class Event(Aggregate.Event):
+        def apply(self, aggregate: Any) -> None:
+            """What every event does besides its own method: it moves the report along the
+            LIFECYCLE, and the report remembers the client's key that came with it."""
+            aggregate.step = step_after(aggregate.step, event_name(type(self).__name__))
+            step_id = getattr(self, "step_id", None)  # events stored before keys had none
+            if step_id is not None:
+                aggregate.step_ids.add(step_id)
 
     @staticmethod
     def create_id(folio: str, **_: Any) -> UUID:  # type: ignore[override]
@@ -106,7 +191,7 @@ class Report(Aggregate):
         self.access_token_hash = access_token_hash
         self.channel = actor.channel
         self.priority = "normal"
-        self.step = "opened"
+        self.step = FIRST_STEP
         self.crew_id: str | None = None
         self.resolution: str | None = None
         self.duplicate_of: str | None = None
@@ -118,121 +203,95 @@ class Report(Aggregate):
     # ---- queries -----------------------------------------------------------------------------
 
     @property
+    def status(self) -> str:
+        return STATUS[self.step]
+
+    @property
     def is_closed(self) -> bool:
-        return self.step == "closed"
+        return self.status == "closed"
 
     def has_step(self, step_id: str | None) -> bool:
-        """True when a field update with this client-generated id was already applied."""
+        """True when a command with this client key was already applied."""
         return step_id is not None and step_id in self.step_ids
 
     # ---- triage and assignment (supervisors) -------------------------------------------------
 
-    def triage(self, actor: Actor, department: str, priority: str, service_code: str) -> None:
-        self._require_open()
+    def triage(self, actor: Actor, department: str, priority: str, service_code: str,
+               step_id: str | None = None) -> None:
+        self._require("triaged", "triage")
         if priority not in ("low", "normal", "high", "urgent"):
             raise InvalidCommand(f"unknown priority {priority!r}")
-        self._triaged(
-            actor=actor, department=department, priority=priority, service_code=service_code
-        )
+        self._triaged(actor=actor, department=department, priority=priority,
+                      service_code=service_code, step_id=step_id)
 
     @event("Triaged")
-    def _triaged(self, actor: Actor, department: str, priority: str, service_code: str) -> None:
+    def _triaged(self, actor: Actor, department: str, priority: str, service_code: str,
+                 step_id: str | None = None) -> None:
         self.department = department
         self.priority = priority
         self.service_code = service_code
-        if self.step in ("opened", "reopened"):
-            self.step = "triaged"
 
-    def assign(self, actor: Actor, crew_id: str) -> None:
-        self._require_open()
-        if self.step in ("on_site", "work_completed"):
-            raise InvalidTransition("a crew already works on site; it cannot be reassigned now")
+    def assign(self, actor: Actor, crew_id: str, step_id: str | None = None) -> None:
+        self._require("assigned", "assign a crew")
         if not crew_id:
             raise InvalidCommand("crew_id is required")
-        self._assigned(actor=actor, crew_id=crew_id)
+        self._assigned(actor=actor, crew_id=crew_id, step_id=step_id)
 
     @event("Assigned")
-    def _assigned(self, actor: Actor, crew_id: str) -> None:
+    def _assigned(self, actor: Actor, crew_id: str, step_id: str | None = None) -> None:
         self.crew_id = crew_id
-        self.step = "assigned"
 
     # ---- field steps (the assigned crew, or a supervisor overriding) -------------------------
 
     def dispatch_crew(
         self, actor: Actor, step_id: str | None, occurred_at: datetime | None
     ) -> None:
-        self._require_field_actor(actor)
-        self._require_step("dispatch the crew", "assigned")
+        self._require_field_step(actor, "crew_dispatched", "dispatch the crew", occurred_at)
         self._crew_dispatched(actor=actor, step_id=step_id, occurred_at=occurred_at)
 
     @event("CrewDispatched")
     def _crew_dispatched(self, actor: Actor, step_id: str | None, occurred_at: datetime | None):
-        self._record_step(step_id)
-        self.step = "dispatched"
+        pass
 
     def set_en_route(self, actor: Actor, step_id: str | None, occurred_at: datetime | None) -> None:
-        self._require_field_actor(actor)
-        self._require_step("set the crew en route", "dispatched")
+        self._require_field_step(actor, "crew_en_route", "set the crew en route", occurred_at)
         self._crew_en_route(actor=actor, step_id=step_id, occurred_at=occurred_at)
 
     @event("CrewEnRoute")
     def _crew_en_route(self, actor: Actor, step_id: str | None, occurred_at: datetime | None):
-        self._record_step(step_id)
-        self.step = "en_route"
+        pass
 
     def arrive(self, actor: Actor, step_id: str | None, occurred_at: datetime | None) -> None:
-        self._require_field_actor(actor)
-        self._require_step("mark arrival", "dispatched", "en_route")
+        self._require_field_step(actor, "crew_arrived", "mark arrival", occurred_at)
         self._crew_arrived(actor=actor, step_id=step_id, occurred_at=occurred_at)
 
     @event("CrewArrived")
     def _crew_arrived(self, actor: Actor, step_id: str | None, occurred_at: datetime | None):
-        self._record_step(step_id)
-        self.step = "on_site"
+        pass
 
-    def add_photo(
-        self,
-        actor: Actor,
-        url: str,
-        caption: str,
-        stage: str,
-        step_id: str | None,
-        occurred_at: datetime | None,
-    ) -> None:
+    def add_photo(self, actor: Actor, url: str, caption: str, stage: str, step_id: str | None,
+                  occurred_at: datetime | None) -> None:
+        """The crew documents its work; staff and the person reporting may add photos too."""
         self._require_open()
         if actor.role == "crew":
             self._require_field_actor(actor)
+        self._require("photo_added", "add a photo")
         if stage not in ("report", "before", "during", "after"):
             raise InvalidCommand(f"unknown photo stage {stage!r}")
         if not url:
             raise InvalidCommand("a photo needs its url")
-        self._photo_added(
-            actor=actor, url=url, caption=caption, stage=stage, step_id=step_id,
-            occurred_at=occurred_at,
-        )
+        self._require_after_opening(occurred_at)
+        self._photo_added(actor=actor, url=url, caption=caption, stage=stage, step_id=step_id,
+                          occurred_at=occurred_at)
 
     @event("PhotoAdded")
-    def _photo_added(
-        self,
-        actor: Actor,
-        url: str,
-        caption: str,
-        stage: str,
-        step_id: str | None,
-        occurred_at: datetime | None,
-    ) -> None:
-        self._record_step(step_id)
+    def _photo_added(self, actor: Actor, url: str, caption: str, stage: str,
+                     step_id: str | None, occurred_at: datetime | None) -> None:
         self.photos.append({"url": url, "caption": caption, "stage": stage})
 
-    def log_materials(
-        self,
-        actor: Actor,
-        items: list[dict[str, Any]],
-        step_id: str | None,
-        occurred_at: datetime | None,
-    ) -> None:
-        self._require_field_actor(actor)
-        self._require_step("log materials", "on_site", "work_completed")
+    def log_materials(self, actor: Actor, items: list[dict[str, Any]], step_id: str | None,
+                      occurred_at: datetime | None) -> None:
+        self._require_field_step(actor, "materials_logged", "log materials", occurred_at)
         if not items:
             raise InvalidCommand("at least one material is required")
         for item in items:
@@ -241,121 +300,120 @@ class Report(Aggregate):
         self._materials_logged(actor=actor, items=items, step_id=step_id, occurred_at=occurred_at)
 
     @event("MaterialsLogged")
-    def _materials_logged(
-        self,
-        actor: Actor,
-        items: list[dict[str, Any]],
-        step_id: str | None,
-        occurred_at: datetime | None,
-    ) -> None:
-        self._record_step(step_id)
+    def _materials_logged(self, actor: Actor, items: list[dict[str, Any]], step_id: str | None,
+                          occurred_at: datetime | None) -> None:
         self.materials.extend(items)
 
-    def complete_work(
-        self, actor: Actor, notes: str, step_id: str | None, occurred_at: datetime | None
-    ) -> None:
-        self._require_field_actor(actor)
-        self._require_step("complete the work", "on_site")
+    def complete_work(self, actor: Actor, notes: str, step_id: str | None,
+                      occurred_at: datetime | None) -> None:
+        self._require_field_step(actor, "work_completed", "complete the work", occurred_at)
         self._work_completed(actor=actor, notes=notes, step_id=step_id, occurred_at=occurred_at)
 
     @event("WorkCompleted")
-    def _work_completed(
-        self, actor: Actor, notes: str, step_id: str | None, occurred_at: datetime | None
-    ) -> None:
-        self._record_step(step_id)
-        self.step = "work_completed"
+    def _work_completed(self, actor: Actor, notes: str, step_id: str | None,
+                        occurred_at: datetime | None) -> None:
+        pass
 
     # ---- closing, reopening, duplicates ------------------------------------------------------
 
-    def close(self, actor: Actor, resolution: str, notes: str) -> None:
-        if self.is_closed:
-            raise ReportClosed(f"report {self.folio} is already closed")
+    def close(self, actor: Actor, resolution: str, notes: str,
+              step_id: str | None = None) -> None:
+        self._require("closed", "close")
         if resolution not in RESOLUTIONS:
             raise InvalidCommand(f"unknown resolution {resolution!r}")
         if resolution == "duplicate":
             raise InvalidCommand("use mark_duplicate to close a report as a duplicate")
-        self._closed(actor=actor, resolution=resolution, notes=notes)
+        self._closed(actor=actor, resolution=resolution, notes=notes, step_id=step_id)
 
     @event("Closed")
-    def _closed(self, actor: Actor, resolution: str, notes: str) -> None:
-        self.step = "closed"
+    def _closed(self, actor: Actor, resolution: str, notes: str,
+                step_id: str | None = None) -> None:
         self.resolution = resolution
         self.citizen_feedback = None
 
-    def reopen(self, actor: Actor, reason: str) -> None:
-        if not self.is_closed:
-            raise InvalidTransition(f"report {self.folio} is not closed; only a closed one reopens")
+    def reopen(self, actor: Actor, reason: str, step_id: str | None = None) -> None:
+        self._require("reopened", "reopen")
         if not reason.strip():
             raise InvalidCommand("a reason is required to reopen a report")
-        self._reopened(actor=actor, reason=reason)
+        self._reopened(actor=actor, reason=reason, step_id=step_id)
 
     @event("Reopened")
-    def _reopened(self, actor: Actor, reason: str) -> None:
-        self.step = "reopened"
+    def _reopened(self, actor: Actor, reason: str, step_id: str | None = None) -> None:
         self.resolution = None
         self.duplicate_of = None
         self.crew_id = None
         self.citizen_feedback = None
 
-    def mark_duplicate(self, actor: Actor, duplicate_of: str) -> None:
-        self._require_open()
+    def mark_duplicate(self, actor: Actor, duplicate_of: str, step_id: str | None = None) -> None:
+        self._require("marked_duplicate", "mark it a duplicate")
         if duplicate_of == self.folio:
             raise InvalidCommand("a report cannot be a duplicate of itself")
         if not FOLIO_PATTERN.match(duplicate_of or ""):
             raise InvalidCommand(f"{duplicate_of!r} is not a folio")
-        self._marked_duplicate(actor=actor, duplicate_of=duplicate_of)
+        self._marked_duplicate(actor=actor, duplicate_of=duplicate_of, step_id=step_id)
 
     @event("MarkedDuplicate")
-    def _marked_duplicate(self, actor: Actor, duplicate_of: str) -> None:
-        self.step = "closed"
+    def _marked_duplicate(self, actor: Actor, duplicate_of: str,
+                          step_id: str | None = None) -> None:
         self.resolution = "duplicate"
         self.duplicate_of = duplicate_of
 
     # ---- comments and the citizen's word -----------------------------------------------------
 
-    def add_comment(self, actor: Actor, text: str, visibility: str) -> None:
+    def add_comment(self, actor: Actor, text: str, visibility: str,
+                    step_id: str | None = None) -> None:
+        self._require("comment_added", "comment")
         if visibility not in COMMENT_VISIBILITIES:
             raise InvalidCommand(f"unknown visibility {visibility!r}")
         if actor.role == "citizen" and visibility == "internal":
             raise InvalidCommand("citizens cannot write internal notes")
         if not text.strip():
             raise InvalidCommand("a comment needs text")
-        self._comment_added(actor=actor, text=text, visibility=visibility)
+        self._comment_added(actor=actor, text=text, visibility=visibility, step_id=step_id)
 
     @event("CommentAdded")
-    def _comment_added(self, actor: Actor, text: str, visibility: str) -> None:
+    def _comment_added(self, actor: Actor, text: str, visibility: str,
+                       step_id: str | None = None) -> None:
         pass
 
-    def citizen_confirm(self, actor: Actor, comment: str) -> None:
-        self._require_feedback_allowed()
-        self._citizen_confirmed(actor=actor, comment=comment)
+    def citizen_confirm(self, actor: Actor, comment: str, step_id: str | None = None) -> None:
+        self._require_feedback_allowed("citizen_confirmed", "confirm")
+        self._citizen_confirmed(actor=actor, comment=comment, step_id=step_id)
 
     @event("CitizenConfirmed")
-    def _citizen_confirmed(self, actor: Actor, comment: str) -> None:
+    def _citizen_confirmed(self, actor: Actor, comment: str, step_id: str | None = None) -> None:
         self.citizen_feedback = "confirmed"
 
-    def citizen_dispute(self, actor: Actor, comment: str) -> None:
-        self._require_feedback_allowed()
+    def citizen_dispute(self, actor: Actor, comment: str, step_id: str | None = None) -> None:
+        self._require_feedback_allowed("citizen_disputed", "dispute")
         if not comment.strip():
             raise InvalidCommand("tell us what is still wrong")
-        self._citizen_disputed(actor=actor, comment=comment)
+        self._citizen_disputed(actor=actor, comment=comment, step_id=step_id)
 
     @event("CitizenDisputed")
-    def _citizen_disputed(self, actor: Actor, comment: str) -> None:
+    def _citizen_disputed(self, actor: Actor, comment: str, step_id: str | None = None) -> None:
         self.citizen_feedback = "disputed"
 
     # ---- rules ---------------------------------------------------------------------------------
+
+    def _require(self, name: str, action: str) -> None:
+        """The LIFECYCLE allows recording `name` in the report's step."""
+        allowed = rule(name).allowed_in
+        if self.step in allowed:
+            return
+        self._require_open()
+        raise InvalidTransition(
+            f"cannot {action} while the report is {self.step} (needs {' or '.join(allowed)})")
 
     def _require_open(self) -> None:
         if self.is_closed:
             raise ReportClosed(f"report {self.folio} is closed")
 
-    def _require_step(self, action: str, *allowed: str) -> None:
-        self._require_open()
-        if self.step not in allowed:
-            raise InvalidTransition(
-                f"cannot {action} while the report is {self.step} (needs {' or '.join(allowed)})"
-            )
+    def _require_field_step(self, actor: Actor, name: str, action: str,
+                            occurred_at: datetime | None) -> None:
+        self._require_field_actor(actor)
+        self._require(name, action)
+        self._require_after_opening(occurred_at)
 
     def _require_field_actor(self, actor: Actor) -> None:
         self._require_open()
@@ -366,38 +424,28 @@ class Report(Aggregate):
         if self.crew_id is None or actor.crew_id != self.crew_id:
             raise NotAssignedCrew(f"crew {actor.crew_id} is not assigned to {self.folio}")
 
-    def _require_feedback_allowed(self) -> None:
-        if self.step not in ("closed", "work_completed"):
-            raise InvalidTransition("the citizen can confirm or dispute only finished work")
+    def _require_after_opening(self, occurred_at: datetime | None) -> None:
+        """A step synced late keeps when it happened, which is never before the report opened."""
+        if occurred_at is None:
+            return
+        if occurred_at.tzinfo is None:
+            raise InvalidCommand("occurred_at needs its time zone")
+        if occurred_at < self.created_on:
+            raise InvalidCommand(
+                f"occurred_at {occurred_at.isoformat()} is before the report was opened "
+                f"({self.created_on.isoformat()})")
+
+    def _require_feedback_allowed(self, name: str, action: str) -> None:
+        self._require(name, action)
         if self.resolution == "duplicate":
             raise InvalidTransition("a duplicate is followed on its original folio")
         if self.citizen_feedback is not None:
             raise InvalidTransition("the citizen already gave their word on this work")
 
-    def _record_step(self, step_id: str | None) -> None:
-        if step_id is not None:
-            self.step_ids.add(step_id)
 
-
+# Every event the report records, by class name; the wire names follow from event_name.
 EVENT_NAMES: dict[str, str] = {
-    "Opened": "opened",
-    "Triaged": "triaged",
-    "Assigned": "assigned",
-    "CrewDispatched": "crew_dispatched",
-    "CrewEnRoute": "crew_en_route",
-    "CrewArrived": "crew_arrived",
-    "PhotoAdded": "photo_added",
-    "MaterialsLogged": "materials_logged",
-    "WorkCompleted": "work_completed",
-    "Closed": "closed",
-    "Reopened": "reopened",
-    "MarkedDuplicate": "marked_duplicate",
-    "CommentAdded": "comment_added",
-    "CitizenConfirmed": "citizen_confirmed",
-    "CitizenDisputed": "citizen_disputed",
+    cls.__name__: event_name(cls.__name__) for cls in vars(Report).values()
+    if isinstance(cls, type) and issubclass(cls, Report.Event)
+    and cls not in (Report.Event, Report.Created)
 }
-
-
-def wire_name(domain_event: Any) -> str:
-    """The snake_case, past-tense name an event has on the wire (`crew_arrived`)."""
-    return EVENT_NAMES[type(domain_event).__name__]

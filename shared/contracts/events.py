@@ -1,13 +1,48 @@
-"""The report stream's public contract: event type names and a marshmallow schema per event."""
+"""The report event catalog: each event type's wire name, data schema, labels and audiences."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from marshmallow import Schema, ValidationError, fields, validate
 
 TYPE_PREFIX = "mx.expediente.report."
+LANGUAGES = ("es", "en")  # Spanish first: the municipality's language
 
-RESOLUTIONS = ("fixed", "not_fixed", "duplicate", "not_our_responsibility", "no_action_needed",
-               "cancelled")
+
+class Label(NamedTuple):
+    """What a citizen reads, in each of LANGUAGES."""
+
+    es: str
+    en: str
+
+
+STEPS: dict[str, Label] = {
+    "opened": Label("Recibido", "Received"),
+    "triaged": Label("Clasificado", "Classified"),
+    "assigned": Label("Asignado", "Assigned"),
+    "dispatched": Label("Cuadrilla en salida", "Crew setting out"),
+    "en_route": Label("En camino", "On the way"),
+    "on_site": Label("Cuadrilla en el sitio", "Crew on site"),
+    "work_completed": Label("Trabajo terminado", "Work completed"),
+    "closed": Label("Cerrado", "Closed"),
+    "reopened": Label("Reabierto", "Reopened"),
+}
+RESOLUTIONS: dict[str, Label] = {
+    "fixed": Label("Resuelto", "Fixed"),
+    "not_fixed": Label("No resuelto", "Not fixed"),
+    "duplicate": Label("Duplicado", "Duplicate"),
+    "not_our_responsibility": Label("No es competencia del municipio",
+                                    "Not the municipality's responsibility"),
+    "no_action_needed": Label("No requiere acción", "No action needed"),
+    "cancelled": Label("Cancelado", "Cancelled"),
+}
+STEP_LABELS = {step: label.es for step, label in STEPS.items()}
+RESOLUTION_LABELS = {resolution: label.es for resolution, label in RESOLUTIONS.items()}
+
+
+# ---- the data of each event ------------------------------------------------------------------
 
 
 class ActorSchema(Schema):
@@ -25,15 +60,16 @@ class LocationSchema(Schema):
 
 
 class ReportEventData(Schema):
-    """Fields every report event carries: which report, which version of its stream, who did it."""
+    """Fields every report event carries: which report, which version of its stream, who did it,
+    and the client's key for the command (absent on events stored before commands had one)."""
 
     folio = fields.String(required=True)
     version = fields.Integer(required=True)
     actor = fields.Nested(ActorSchema, required=True)
+    step_id = fields.String(allow_none=True)
 
 
 class FieldStepData(ReportEventData):
-    step_id = fields.String(allow_none=True)
     occurred_at = fields.AwareDateTime(allow_none=True)
 
 
@@ -81,7 +117,7 @@ class WorkCompletedData(FieldStepData):
 
 
 class ClosedData(ReportEventData):
-    resolution = fields.String(required=True, validate=validate.OneOf(RESOLUTIONS))
+    resolution = fields.String(required=True, validate=validate.OneOf(tuple(RESOLUTIONS)))
     notes = fields.String(required=True)
 
 
@@ -105,32 +141,85 @@ class CitizenFeedbackData(ReportEventData):
     comment = fields.String(required=True)
 
 
-SCHEMAS: dict[str, type[Schema]] = {
-    "opened": OpenedData,
-    "triaged": TriagedData,
-    "assigned": AssignedData,
-    "crew_dispatched": FieldStepData,
-    "crew_en_route": FieldStepData,
-    "crew_arrived": FieldStepData,
-    "photo_added": PhotoAddedData,
-    "materials_logged": MaterialsLoggedData,
-    "work_completed": WorkCompletedData,
-    "closed": ClosedData,
-    "reopened": ReopenedData,
-    "marked_duplicate": MarkedDuplicateData,
-    "comment_added": CommentAddedData,
-    "citizen_confirmed": CitizenFeedbackData,
-    "citizen_disputed": CitizenFeedbackData,
-}
+# ---- the catalog ------------------------------------------------------------------------------
 
-EVENT_TYPES = tuple(TYPE_PREFIX + name for name in SCHEMAS)
 
-_instances = {name: schema() for name, schema in SCHEMAS.items()}
+@dataclass(frozen=True)
+class EventType:
+    """One event type of the report stream, as every reader of it knows it.
+
+    `public` names the data fields that everyone may read of such an event (the status page,
+    Open311); `private` the ones the holder of the report's access token reads besides. A field
+    named in neither stays with staff, so a new field is private until someone decides otherwise.
+    """
+
+    name: str  # the wire name: snake_case, past tense
+    schema: Schema
+    label: Label
+    summary: str  # what happened, for the people who subscribe (English, one line)
+    public: tuple[str, ...] = ()
+    private: tuple[str, ...] = ()
+
+    @property
+    def type(self) -> str:
+        return TYPE_PREFIX + self.name
+
+
+CATALOG: dict[str, EventType] = {entry.name: entry for entry in (
+    EventType("opened", OpenedData(), Label("Reporte recibido", "Report received"),
+              "A citizen's report was received through some channel and got its folio.",
+              public=("channel",)),
+    EventType("triaged", TriagedData(), Label("Reporte clasificado", "Report classified"),
+              "A supervisor set the report's department, priority and service.",
+              public=("department",)),
+    EventType("assigned", AssignedData(), Label("Asignado a una cuadrilla", "Assigned to a crew"),
+              "A supervisor assigned a crew (again, if another crew had it).",
+              public=("crew_id",)),
+    EventType("crew_dispatched", FieldStepData(), Label("La cuadrilla salió", "The crew set out"),
+              "The assigned crew set out for the site."),
+    EventType("crew_en_route", FieldStepData(),
+              Label("La cuadrilla va en camino", "The crew is on its way"),
+              "The crew is driving to the site."),
+    EventType("crew_arrived", FieldStepData(), Label("La cuadrilla llegó", "The crew arrived"),
+              "The crew reached the site."),
+    EventType("photo_added", PhotoAddedData(), Label("Foto agregada", "Photo added"),
+              "A photo of the problem or of the work (before, during, after).",
+              public=("url", "caption", "stage")),
+    EventType("materials_logged", MaterialsLoggedData(),
+              Label("Materiales registrados", "Materials logged"),
+              "The crew logged the materials it used.", public=("items",)),
+    EventType("work_completed", WorkCompletedData(), Label("Trabajo terminado", "Work completed"),
+              "The crew finished its work on site."),
+    EventType("closed", ClosedData(), Label("Reporte cerrado", "Report closed"),
+              "A supervisor closed the report with an honest resolution.",
+              public=("resolution",)),
+    EventType("reopened", ReopenedData(), Label("Reporte reabierto", "Report reopened"),
+              "A supervisor reopened a closed report; it loses its crew and resolution."),
+    EventType("marked_duplicate", MarkedDuplicateData(),
+              Label("Marcado como duplicado", "Marked as a duplicate"),
+              "The report is closed as a duplicate of another folio.",
+              public=("duplicate_of",)),
+    EventType("comment_added", CommentAddedData(), Label("Comentario", "Comment"),
+              "Someone commented; each audience sees only the comments meant for it.",
+              public=("text",)),
+    EventType("citizen_confirmed", CitizenFeedbackData(),
+              Label("El ciudadano confirmó la solución", "The citizen confirmed the fix"),
+              "The citizen says the finished work really fixed the problem.",
+              private=("comment",)),
+    EventType("citizen_disputed", CitizenFeedbackData(),
+              Label("El ciudadano indicó que no quedó resuelto",
+                    "The citizen said it is not fixed"),
+              "The citizen says the finished work did not fix the problem.",
+              private=("comment",)),
+)}
+
+SCHEMAS: dict[str, type[Schema]] = {name: type(entry.schema) for name, entry in CATALOG.items()}
+EVENT_TYPES = tuple(entry.type for entry in CATALOG.values())
 
 
 def event_type(name: str) -> str:
     """`crew_arrived` -> `mx.expediente.report.crew_arrived`."""
-    if name not in SCHEMAS:
+    if name not in CATALOG:
         raise KeyError(f"unknown report event {name!r}")
     return TYPE_PREFIX + name
 
@@ -142,12 +231,17 @@ def short_name(type_: str) -> str:
     return type_[len(TYPE_PREFIX):]
 
 
+def label(name: str, language: str = "es") -> str:
+    """The citizen-facing label of an event type: label('crew_arrived', 'en')."""
+    return getattr(CATALOG[name].label, language)
+
+
 def dump_data(name: str, data: dict, *, validate: bool = False) -> dict:
     """Serialise an event's data through its schema: only the schema's fields go out, formatted
     as the schema says. `validate=True` also loads the result back through the schema and raises
     ValidationError on a contract break; the publisher's contract tests do that for every event
     type, so the relay does not pay for it on every event."""
-    schema = _instances[name]
+    schema = CATALOG[name].schema
     dumped = schema.dump(data)
     if validate:
         errors = schema.validate(dumped)
@@ -157,4 +251,4 @@ def dump_data(name: str, data: dict, *, validate: bool = False) -> dict:
 
 
 def load_data(name: str, data: dict) -> dict:
-    return _instances[name].load(data)
+    return CATALOG[name].schema.load(data)

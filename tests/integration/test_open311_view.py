@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,8 +11,8 @@ import pytest
 from services.tracking.domainmodel import Actor
 from services.tracking.read import projection as projections
 from services.tracking.read.projection import ReportProjector
-from services.tracking.read.timeline import PUBLIC_DETAILS
 from services.tracking.write.application import TrackingApplication
+from shared.contracts.events import CATALOG
 
 pytestmark = pytest.mark.integration
 
@@ -168,7 +169,8 @@ def test_close_notes_reach_the_status_notes_only_once_the_public_timeline_shows_
     fix(app, folio, photo=False)
     projector.catch_up()
     assert projector.open311_requests()[0]["status_notes"] == "Cerrado: Resuelto"
-    monkeypatch.setitem(PUBLIC_DETAILS, "closed", (*PUBLIC_DETAILS["closed"], "notes"))
+    closed = CATALOG["closed"]
+    monkeypatch.setitem(CATALOG, "closed", replace(closed, public=(*closed.public, "notes")))
     assert projector.open311_requests()[0]["status_notes"] == f"Cerrado: Resuelto; {SECRETS[3]}"
 
 

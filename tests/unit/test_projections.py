@@ -101,13 +101,14 @@ def test_the_citizen_follows_every_step_in_spanish(app, projector):
 
 def test_a_field_step_synced_late_shows_when_it_happened(app, projector):
     opened = open_pothole(app)
-    app.assign(opened.folio, SUPERVISOR, crew_id="C-07")
-    earlier = datetime.now().astimezone() - timedelta(hours=2)
+    # The crew set out as soon as it was assigned, without signal; its phone synced later.
+    earlier = app.assign(opened.folio, SUPERVISOR, crew_id="C-07").modified_on
     app.dispatch_crew(opened.folio, CREW, step_id="offline-1", occurred_at=earlier)
     projector.catch_up()
 
-    dispatched = projector.public_view(opened.folio)["timeline"][-1]
+    dispatched = projector.staff_view(opened.folio)["timeline"][-1]
     assert datetime.fromisoformat(dispatched["at"]) == earlier
+    assert datetime.fromisoformat(dispatched["recorded_at"]) > earlier
     assert projector.public_view(opened.folio)["step_label"] == "Cuadrilla en salida"
 
 

@@ -4,7 +4,7 @@ every step the rules refuse. Domain objects only: no broker, no database."""
 from __future__ import annotations
 
 from copy import deepcopy
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from uuid import uuid5
 
@@ -34,7 +34,7 @@ CREW = Actor(id="cuadrillero-pedro", role="crew", channel="field", crew_id="C-07
 OTHER_CREW = Actor(id="cuadrillera-rosa", role="crew", channel="field", crew_id="C-09")
 CITIZEN = Actor(id=f"citizen:{FOLIO}", role="citizen", channel="web")
 
-AT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+AT = datetime.now(UTC) + timedelta(hours=1)  # when the crews say a step happened: after opening
 ASPHALT = [{"code": "asfalto-frio", "quantity": 3, "unit": "saco"}]
 FINAL_RESOLUTIONS = [r for r in RESOLUTIONS if r != "duplicate"]
 
@@ -342,6 +342,24 @@ def test_no_crew_is_dispatched_before_being_assigned():
     refused(settled(a_pothole()), NotAssignedCrew, lambda r: r.dispatch_crew(CREW, None, AT))
     refused(settled(a_pothole()), InvalidTransition,
             lambda r: r.dispatch_crew(SUPERVISOR, None, AT))
+
+
+@pytest.mark.parametrize("step", ["dispatch_crew", "set_en_route", "arrive", "add_photo",
+                                  "log_materials", "complete_work"])
+def test_a_step_synced_late_cannot_have_happened_before_the_report_was_opened(step):
+    walk = {"dispatch_crew": assigned, "set_en_route": dispatched, "arrive": en_route}.get(
+        step, on_site)
+    report = walk()
+    before_opening = report.created_on - timedelta(minutes=1)
+    naive = datetime(2026, 12, 1, 9, 30)
+    args = {"add_photo": ("https://fotos.example/1.jpg", "", "after"),
+            "log_materials": (ASPHALT,), "complete_work": ("",)}.get(step, ())
+
+    error = refused(report, InvalidCommand,
+                    lambda r: getattr(r, step)(CREW, *args, None, before_opening))
+    assert "before the report was opened" in str(error)
+    refused(report, InvalidCommand, lambda r: getattr(r, step)(CREW, *args, None, naive))
+    getattr(report, step)(CREW, *args, None, report.created_on)  # the same moment will do
 
 
 def test_a_crew_is_not_dispatched_twice():
@@ -667,6 +685,22 @@ def test_the_stream_replayed_from_the_start_rebuilds_the_same_report():
         report_id(FOLIO), 21, "closed", "fixed")
     assert (rebuilt.crew_id, rebuilt.citizen_feedback) == ("C-09", "confirmed")
     assert len(rebuilt.photos) == 2 and rebuilt.materials == ASPHALT
+
+
+def test_every_command_remembers_the_clients_key_and_so_does_the_replayed_stream():
+    report = a_pothole()
+    report.triage(SUPERVISOR, "obras", "high", "bache", "k-1")
+    report.assign(SUPERVISOR, "C-07", "k-2")
+    report.add_comment(SUPERVISOR, "Vamos mañana", "public", "k-3")
+    report.close(SUPERVISOR, "fixed", "", "k-4")
+    report.citizen_dispute(CITIZEN, "Sigue igual", "k-5")
+    report.reopen(SUPERVISOR, "Sigue el bache", "k-6")
+    report.mark_duplicate(SUPERVISOR, OTHER_FOLIO, "k-7")
+    keys = {f"k-{n}" for n in range(1, 8)}
+
+    assert report.step_ids == keys
+    rebuilt = reduce(lambda aggregate, e: e.mutate(aggregate), report.collect_events(), None)
+    assert rebuilt.step_ids == keys and rebuilt.has_step("k-4")
 
 
 def test_a_field_step_remembers_the_crews_client_step_id():

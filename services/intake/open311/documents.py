@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from shared.contracts.open311 import REQUEST_FIELDS, UPDATE_FIELDS
+
 from ..catalog import ServiceDefinition
 from .format import ITEM_TAGS, SPECIFICATION, XML_DECLARATION, XML_INVALID
 
@@ -69,9 +71,17 @@ def token_document(token: str, folio: str | None) -> list[dict[str, Any]]:
     return [{"service_request_id": None if folio is None else str(folio), "token": token}]
 
 
+def contract_row(row: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """A row from tracking with exactly the contract's fields (shared/contracts/open311.py):
+    one a tracking of another version lacks reads as None, one it adds is not read."""
+    return {name: row.get(name) for name in names}
+
+
 def request_document(row: Mapping[str, Any], tz: tzinfo, notice: str | None,
                      extensions: bool = True) -> dict[str, Any]:
-    """One row of tracking's Open311 view as a spec `request` (only public fields)."""
+    """One row of tracking's Open311 view (an Open311Request) as a spec `request`. Tracking
+    keeps no address id or zip code: the spec's fields for them stay empty."""
+    row = contract_row(row, REQUEST_FIELDS)
     document = {
         "service_request_id": str(row["folio"]), "status": row.get("status"),
         "status_notes": row.get("status_notes"), "service_name": row.get("service_name"),
@@ -80,8 +90,8 @@ def request_document(row: Mapping[str, Any], tz: tzinfo, notice: str | None,
         "requested_datetime": w3c(row.get("opened_at"), tz),
         "updated_datetime": w3c(row.get("updated_at"), tz),
         "expected_datetime": w3c(row.get("due_at"), tz),
-        "address": row.get("address"), "address_id": row.get("address_id"),
-        "zipcode": row.get("zipcode"), "lat": row.get("lat"), "long": row.get("long"),
+        "address": row.get("address"), "address_id": None, "zipcode": None,
+        "lat": row.get("lat"), "long": row.get("long"),
         "media_url": row.get("media_url"),
     }
     if extensions:
@@ -94,9 +104,10 @@ def request_document(row: Mapping[str, Any], tz: tzinfo, notice: str | None,
 
 def updates_document(rows: list[Mapping[str, Any]], tz: tzinfo, end: datetime | None
                      ) -> list[dict[str, Any]]:
-    """tracking's open311_updates rows as `request_update`s, up to `end` if given."""
+    """tracking's open311_updates rows (Open311Update) as `request_update`s, up to `end` if
+    given."""
     found = []
-    for row in rows:
+    for row in (contract_row(given, UPDATE_FIELDS) for given in rows):
         moment = _aware(row["updated_datetime"])
         if end is not None and moment > end:
             continue

@@ -1,5 +1,5 @@
 """Open311 shapes of a report, built from its public renderings only (no personal data, no
-private or internal notes)."""
+private or internal notes), as shared/contracts/open311.py names their fields."""
 
 from __future__ import annotations
 
@@ -7,19 +7,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .timeline import (
-    PUBLIC_DETAILS,
-    RESOLUTION_LABELS,
-    STEP_LABELS,
-    render_timeline,
-)
+from shared.contracts.events import RESOLUTION_LABELS, STEP_LABELS
+from shared.contracts.open311 import REQUEST_FIELDS
 
-CLOSINGS = ("closed", "marked_duplicate")
-STATUS_AFTER = {"closed": "closed", "marked_duplicate": "closed", "reopened": "open"}
+from ..domainmodel import FIRST_STEP, STATUS, closing_events, step_after
+from .timeline import render_timeline, shown_fields
+
+CLOSINGS = closing_events()
 NOTE_FIELDS = ("resolution_label", "caption", "text", "notes")
-Keyed = tuple[str, str, int, str, dict[str, Any]]  # (at, folio, version, status, public item)
-
-
+Keyed = tuple[str, str, int, str, dict[str, Any]]  # (at, folio, version, step, public item)
 
 
 def open311_request(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,38 +32,32 @@ def open311_request(row: Mapping[str, Any]) -> dict[str, Any]:
             entries = [e for e in json.loads(row["timeline"]) if e["type"] in CLOSINGS]
             closing = (render_timeline(entries, "public") or [{}])[-1]
             details += [str(closing[field]) for field in closing_extras() if closing.get(field)]
-    return {
-        **{key: row[key] for key in ("folio", "service_code", "service_name", "status", "step")},
-        "step_label": step_label,
-        "resolution": row["resolution"],
-        "resolution_label": resolution_label,
-        **{key: row[key] for key in ("department", "description", "address", "lat", "long",
-                                     "opened_at", "updated_at", "due_at", "closed_at")},
-        "media_url": media[0] if media else None,
-        "status_notes": _note(step_label, details),
-    }
+    found = {**row, "step_label": step_label, "resolution_label": resolution_label,
+             "media_url": media[0] if media else None, "status_notes": _note(step_label, details)}
+    return {field: found[field] for field in REQUEST_FIELDS}
 
 
 def public_entries(folio: str, entries: Sequence[Mapping[str, Any]],
-                    after: str) -> list[Keyed]:
+                   after: str) -> list[Keyed]:
     """A report's public timeline entries after `after`, keyed (at, folio, version) to sort,
-    with the report's status as of each."""
-    status, found = "open", []
+    with the report's step as of each."""
+    step, found = FIRST_STEP, []
     for stored in entries:
-        status = STATUS_AFTER.get(stored["type"], status)
+        step = step_after(step, stored["type"])
         if stored["at"] > after:
-            found.extend((item["at"], folio, stored["version"], status, item)
+            found.extend((item["at"], folio, stored["version"], step, item)
                          for item in render_timeline([stored], "public"))  # none if not public
     return found
 
 
 def open311_update(keyed: Keyed) -> dict[str, Any]:
     """One servicerequestupdates entry, from a public timeline item."""
-    at, folio, version, status, item = keyed
+    at, folio, version, step, item = keyed
     return {
         "update_id": f"{folio}-{version}",
         "service_request_id": folio,
-        "status": status,
+        "status": STATUS[step],
+        "external_status_code": step,
         "updated_datetime": at,
         "description": _note(item["label"], _details(item)),
         "media_url": item.get("url") if item["type"] == "photo_added" else None,
@@ -77,7 +67,7 @@ def open311_update(keyed: Keyed) -> dict[str, Any]:
 def closing_extras() -> list[str]:
     """What a closing shows in public beyond the row's resolution and duplicate_of (nothing
     today; close notes, should they be made public): only then is the timeline worth reading."""
-    shown = {field for name in CLOSINGS for field in PUBLIC_DETAILS.get(name, ())}
+    shown = {field for name in CLOSINGS for field in shown_fields(name, "public")}
     return sorted(shown - {"resolution", "resolution_label", "duplicate_of"})
 
 

@@ -14,65 +14,10 @@ from typing import Any
 
 import orjson
 
-EVENT_LABELS = {
-    "opened": "Reporte recibido",
-    "triaged": "Reporte clasificado",
-    "assigned": "Asignado a una cuadrilla",
-    "crew_dispatched": "La cuadrilla salió",
-    "crew_en_route": "La cuadrilla va en camino",
-    "crew_arrived": "La cuadrilla llegó",
-    "photo_added": "Foto agregada",
-    "materials_logged": "Materiales registrados",
-    "work_completed": "Trabajo terminado",
-    "closed": "Reporte cerrado",
-    "reopened": "Reporte reabierto",
-    "marked_duplicate": "Marcado como duplicado",
-    "comment_added": "Comentario",
-    "citizen_confirmed": "El ciudadano confirmó la solución",
-    "citizen_disputed": "El ciudadano indicó que no quedó resuelto",
-}
-RESOLUTION_LABELS = {
-    "fixed": "Resuelto",
-    "not_fixed": "No resuelto",
-    "duplicate": "Duplicado",
-    "not_our_responsibility": "No es competencia del municipio",
-    "no_action_needed": "No requiere acción",
-    "cancelled": "Cancelado",
-}
-STEP_LABELS = {
-    "opened": "Recibido",
-    "triaged": "Clasificado",
-    "assigned": "Asignado",
-    "dispatched": "Cuadrilla en salida",
-    "en_route": "En camino",
-    "on_site": "Cuadrilla en el sitio",
-    "work_completed": "Trabajo terminado",
-    "closed": "Cerrado",
-    "reopened": "Reabierto",
-}
-# Field steps and closings move the report to a step of their own; triage only from the start.
-STEP_AFTER = {
-    "assigned": "assigned", "crew_dispatched": "dispatched", "crew_en_route": "en_route",
-    "crew_arrived": "on_site", "work_completed": "work_completed", "closed": "closed",
-    "marked_duplicate": "closed", "reopened": "reopened",
-}
+from shared.contracts.events import CATALOG, RESOLUTION_LABELS, STEP_LABELS
 
-# What an entry shows beyond type, label, time and role: to everyone, and to the citizen who
-# holds the access token. Staff see every stored field.
-PUBLIC_DETAILS: dict[str, tuple[str, ...]] = {
-    "opened": ("channel",),
-    "triaged": ("department",),
-    "assigned": ("crew_id",),
-    "photo_added": ("url", "caption", "stage"),
-    "materials_logged": ("items",),
-    "closed": ("resolution", "resolution_label"),
-    "marked_duplicate": ("duplicate_of", "resolution", "resolution_label"),
-    "comment_added": ("text",),
-}
-PRIVATE_DETAILS: dict[str, tuple[str, ...]] = {
-    "citizen_confirmed": ("comment",),
-    "citizen_disputed": ("comment",),
-}
+from ..domainmodel import FIRST_STEP, STATUS, step_after
+
 # Which comments each audience reads; the others are left out of its timeline altogether.
 COMMENT_AUDIENCES = {
     "public": ("public",),
@@ -80,24 +25,10 @@ COMMENT_AUDIENCES = {
     "staff": ("public", "private", "internal"),
 }
 MATERIAL_FIELDS = ("code", "quantity", "unit", "description")
-
-# Fields each event type contributes to its stored entry (besides actor and times).
-_ENTRY_FIELDS: dict[str, tuple[str, ...]] = {
-    "triaged": ("department", "priority", "service_code"),
-    "assigned": ("crew_id",),
-    "crew_dispatched": ("step_id",),
-    "crew_en_route": ("step_id",),
-    "crew_arrived": ("step_id",),
-    "photo_added": ("url", "caption", "stage", "step_id"),
-    "materials_logged": ("step_id",),
-    "work_completed": ("notes", "step_id"),
-    "closed": ("resolution", "notes"),
-    "reopened": ("reason",),
-    "marked_duplicate": ("duplicate_of",),
-    "comment_added": ("text", "visibility"),
-    "citizen_confirmed": ("comment",),
-    "citizen_disputed": ("comment",),
-}
+# Data every event carries, which an entry keeps in its own way (actor, at) or not at all.
+_COMMON_FIELDS = frozenset(("folio", "version", "actor", "occurred_at"))
+# The row keeps what `opened` says; its entry only the channel it came by.
+_OPENED_ENTRY = ("channel",)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -111,6 +42,29 @@ def iso(value: datetime | None) -> str | None:
 
 def material_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{key: item.get(key) for key in MATERIAL_FIELDS} for item in items]
+
+
+_ENTRY_FIELDS: dict[str, tuple[str, ...]] = {}
+
+
+def entry_fields(name: str) -> tuple[str, ...]:
+    """The data fields an event type contributes to its stored entry: its catalog schema's own
+    (opened: only its channel). Worked out once per event type: a rebuild asks for every event."""
+    fields = _ENTRY_FIELDS.get(name)
+    if fields is None:
+        schema_fields = CATALOG[name].schema.fields
+        fields = _OPENED_ENTRY if name == "opened" else tuple(
+            field for field in schema_fields if field not in _COMMON_FIELDS)
+        _ENTRY_FIELDS[name] = fields
+    return fields
+
+
+def shown_fields(name: str, audience: str) -> tuple[str, ...]:
+    """What an entry shows to `audience` ('public' or 'private') beyond type, label, time and
+    role: the catalog's public fields (the token holder's too), and a resolution's label."""
+    entry = CATALOG[name]
+    fields = entry.public + entry.private if audience == "private" else entry.public
+    return (*fields, "resolution_label") if "resolution" in fields else fields
 
 
 def timeline_entry(name: str, event: Any) -> dict[str, Any]:
@@ -127,9 +81,10 @@ def timeline_entry(name: str, event: Any) -> dict[str, Any]:
                   "crew_id": actor.crew_id},
     }
     if name == "opened":
-        stored["channel"] = event.actor.channel
-    for field in _ENTRY_FIELDS.get(name, ()):
-        stored[field] = getattr(event, field, None)
+        stored["channel"] = actor.channel
+    else:
+        for field in entry_fields(name):
+            stored[field] = getattr(event, field, None)  # older events may lack newer fields
     if name == "materials_logged":
         stored["items"] = material_items(event.items)
     if name == "marked_duplicate":
@@ -147,20 +102,17 @@ def render_timeline(entries: list[dict[str, Any]], audience: str) -> list[dict[s
         name = stored["type"]
         if name == "comment_added" and stored.get("visibility") not in comments:
             continue
+        label = CATALOG[name].label.es
         if audience == "staff":
-            shown.append({**stored, "label": EVENT_LABELS[name],
-                          "actor_role": stored["actor"]["role"]})
+            shown.append({**stored, "label": label, "actor_role": stored["actor"]["role"]})
             continue
         item = {
             "type": name,
-            "label": EVENT_LABELS[name],
+            "label": label,
             "at": stored["at"],
             "actor_role": stored["actor"]["role"],
         }
-        fields = PUBLIC_DETAILS.get(name, ())
-        if audience == "private":
-            fields += PRIVATE_DETAILS.get(name, ())
-        item.update({field: stored.get(field) for field in fields})
+        item.update({field: stored.get(field) for field in shown_fields(name, audience)})
         shown.append(item)
     return shown
 
@@ -191,8 +143,8 @@ def new_row(event: Any) -> dict[str, Any]:
     return {
         "folio": event.folio, "report_id": str(event.originator_id),
         "service_code": event.service_code, "service_name": event.service_name,
-        "status": "open", "step": "opened", "department": event.department, "crew_id": None,
-        "channel": event.actor.channel, "priority": "normal", "resolution": None,
+        "status": STATUS[FIRST_STEP], "step": FIRST_STEP, "department": event.department,
+        "crew_id": None, "channel": event.actor.channel, "priority": "normal", "resolution": None,
         "duplicate_of": None, "citizen_feedback": None, "opened_at": iso(event.timestamp),
         "updated_at": iso(event.timestamp), "closed_at": None, "due_at": iso(event.due_at),
         "lat": location.get("lat"), "long": location.get("long"),
@@ -204,18 +156,18 @@ def new_row(event: Any) -> dict[str, Any]:
 
 
 def evolve(row: dict[str, Any], name: str, event: Any) -> None:
-    """Apply one event to a report's stored view row."""
+    """Apply one event to a report's stored view row. Step and status follow the domain's
+    lifecycle (step_after); the rest copies what the event says into the row's columns."""
     entry = timeline_entry(name, event)
     at = entry["recorded_at"]
     row["timeline"] = append_json(row["timeline"], entry)
     row["version"] = event.originator_version
     row["updated_at"] = at
-    row["step"] = STEP_AFTER.get(name, row["step"])
+    row["step"] = step = step_after(row["step"], name)
+    row["status"] = STATUS[step]
     if name == "triaged":
         row.update(department=event.department, priority=event.priority,
                    service_code=event.service_code)
-        if row["step"] in ("opened", "reopened"):
-            row["step"] = "triaged"
     elif name == "assigned":
         row["crew_id"] = event.crew_id
     elif name == "photo_added":
@@ -226,14 +178,12 @@ def evolve(row: dict[str, Any], name: str, event: Any) -> None:
         items = ({**item, "at": entry["at"]} for item in entry["items"])
         row["materials"] = append_json(row["materials"], *items)
     elif name == "closed":
-        row.update(status="closed", closed_at=at, resolution=event.resolution,
-                   citizen_feedback=None)
+        row.update(closed_at=at, resolution=event.resolution, citizen_feedback=None)
     elif name == "marked_duplicate":
-        row.update(status="closed", closed_at=at, resolution="duplicate",
-                   duplicate_of=event.duplicate_of)
+        row.update(closed_at=at, resolution="duplicate", duplicate_of=event.duplicate_of)
     elif name == "reopened":
-        row.update(status="open", closed_at=None, resolution=None, duplicate_of=None,
-                   crew_id=None, citizen_feedback=None)
+        row.update(closed_at=None, resolution=None, duplicate_of=None, crew_id=None,
+                   citizen_feedback=None)
     elif name in ("citizen_confirmed", "citizen_disputed"):
         row["citizen_feedback"] = name.removeprefix("citizen_")
 

@@ -142,14 +142,16 @@ class TrackingApplication(Application[UUID]):
             raise InvalidCommand("this request key already opened a report with another token")
         return OpenedReport(folio, access_token, report.created_on, report.due_at, report.version)
 
-    # ---- lifecycle ---------------------------------------------------------------------------
+    # ---- lifecycle: every command takes the client's key, `step_id` (see _change) ------------
 
     def triage(self, folio: str, actor: Actor, *, department: str, priority: str,
-               service_code: str) -> Report:
-        return self._change(folio, lambda r: r.triage(actor, department, priority, service_code))
+               service_code: str, step_id: str | None = None) -> Report:
+        return self._change(
+            folio, lambda r: r.triage(actor, department, priority, service_code, step_id), step_id)
 
-    def assign(self, folio: str, actor: Actor, *, crew_id: str) -> Report:
-        return self._change(folio, lambda r: r.assign(actor, crew_id))
+    def assign(self, folio: str, actor: Actor, *, crew_id: str,
+               step_id: str | None = None) -> Report:
+        return self._change(folio, lambda r: r.assign(actor, crew_id, step_id), step_id)
 
     def dispatch_crew(self, folio: str, actor: Actor, *, step_id: str | None = None,
                       occurred_at: datetime | None = None) -> Report:
@@ -182,30 +184,34 @@ class TrackingApplication(Application[UUID]):
             folio, lambda r: r.complete_work(actor, notes, step_id, occurred_at), step_id
         )
 
-    def close_report(self, folio: str, actor: Actor, *, resolution: str,
-                     notes: str = "") -> Report:
-        return self._change(folio, lambda r: r.close(actor, resolution, notes))
+    def close_report(self, folio: str, actor: Actor, *, resolution: str, notes: str = "",
+                     step_id: str | None = None) -> Report:
+        return self._change(folio, lambda r: r.close(actor, resolution, notes, step_id), step_id)
 
-    def reopen(self, folio: str, actor: Actor, *, reason: str) -> Report:
-        return self._change(folio, lambda r: r.reopen(actor, reason))
+    def reopen(self, folio: str, actor: Actor, *, reason: str,
+               step_id: str | None = None) -> Report:
+        return self._change(folio, lambda r: r.reopen(actor, reason, step_id), step_id)
 
-    def mark_duplicate(self, folio: str, actor: Actor, *, duplicate_of: str) -> Report:
+    def mark_duplicate(self, folio: str, actor: Actor, *, duplicate_of: str,
+                       step_id: str | None = None) -> Report:
         self.get_report(duplicate_of)  # the original must exist
-        return self._change(folio, lambda r: r.mark_duplicate(actor, duplicate_of))
+        return self._change(folio, lambda r: r.mark_duplicate(actor, duplicate_of, step_id),
+                            step_id)
 
-    def add_comment(self, folio: str, actor: Actor, *, text: str,
-                    visibility: str = "public") -> Report:
-        return self._change(folio, lambda r: r.add_comment(actor, text, visibility))
+    def add_comment(self, folio: str, actor: Actor, *, text: str, visibility: str = "public",
+                    step_id: str | None = None) -> Report:
+        return self._change(folio, lambda r: r.add_comment(actor, text, visibility, step_id),
+                            step_id)
 
     def citizen_confirm(self, folio: str, access_token: str, *, comment: str = "",
-                        channel: str = "web") -> Report:
+                        channel: str = "web", step_id: str | None = None) -> Report:
         actor = self.citizen(folio, access_token, channel)
-        return self._change(folio, lambda r: r.citizen_confirm(actor, comment))
+        return self._change(folio, lambda r: r.citizen_confirm(actor, comment, step_id), step_id)
 
     def citizen_dispute(self, folio: str, access_token: str, *, comment: str,
-                        channel: str = "web") -> Report:
+                        channel: str = "web", step_id: str | None = None) -> Report:
         actor = self.citizen(folio, access_token, channel)
-        return self._change(folio, lambda r: r.citizen_dispute(actor, comment))
+        return self._change(folio, lambda r: r.citizen_dispute(actor, comment, step_id), step_id)
 
     # ---- queries -----------------------------------------------------------------------------
 
@@ -237,7 +243,8 @@ class TrackingApplication(Application[UUID]):
     def _change(self, folio: str, command: Callable[[Report], None],
                 step_id: str | None = None) -> Report:
         """Load, command, save; a version conflict (another writer won) retries on fresh state.
-        A field update already applied (same client step id) changes nothing."""
+        A command already applied (the same client key, `step_id`) records nothing and answers
+        the report as it is: a client that lost the first answer may send the command again."""
         for _ in range(MAX_CONFLICT_RETRIES):
             report = self.get_report(folio)
             if report.has_step(step_id):

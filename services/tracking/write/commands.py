@@ -5,6 +5,7 @@ same whichever door a command comes in by."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ OPEN_ROLES = ("operator", "supervisor", "system")
 STAFF_READ_ROLES = ("operator", "supervisor", "crew", "auditor", "system", "billing_clerk")
 
 DEFAULT_CHANNEL = {"crew": "field", "system": "system"}
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 def actor_for(principal: Any, allowed: tuple[str, ...], channel: str | None) -> Actor:
@@ -71,6 +73,18 @@ def execute(app: TrackingApplication, auth: Any, name: str, folio: str,
     return getattr(app, command.use_case)(folio, actor, **data)
 
 
+def keyed(payload: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+    """An HTTP command's payload with the client's key: the body's `step_id`, or else the
+    `Idempotency-Key` header (the schema then checks it like any step_id).
+
+    Example: POST /reports/QRO-2026-000123/assign, Idempotency-Key: 5f0c…, {"crew_id": "C-07"}
+    sent twice assigns once; the second answer is the report as it stands."""
+    key = headers.get(IDEMPOTENCY_HEADER)
+    if key is None or not isinstance(payload, dict) or payload.get("step_id") is not None:
+        return payload
+    return {**payload, "step_id": key}
+
+
 def check_department(app: TrackingApplication, folio: str, department: str) -> None:
     """A supervisor whose token names a department acts on that department's reports only (one
     with no department in the token supervises the whole city). Triage hands a report over."""
@@ -86,7 +100,7 @@ def state(report: Report) -> dict[str, Any]:
         "folio": report.folio,
         "version": report.version,
         "step": report.step,
-        "status": "closed" if report.is_closed else "open",
+        "status": report.status,
         "crew_id": report.crew_id,
         "resolution": report.resolution,
         "duplicate_of": report.duplicate_of,

@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from shared.contracts.cloudevents import CloudEvent
-from shared.contracts.events import SCHEMAS, dump_data, event_type
+from shared.contracts.events import CATALOG, dump_data, event_type
 
 from ..domainmodel import Report, wire_name
 
@@ -44,7 +44,8 @@ class FolioCache:
 
 def event_data(name: str, domain_event: Any, folio: str, validate: bool = False) -> dict[str, Any]:
     """The event's public data: the schema's fields only (no token hash, no private comments)."""
-    fields = SCHEMAS[name]._declared_fields
+    fields = CATALOG[name].schema.fields
+    # An event stored before a field existed (e.g. step_id on staff commands) goes out without it.
     data = {key: getattr(domain_event, key) for key in fields if hasattr(domain_event, key)}
     data.update(
         folio=folio, version=domain_event.originator_version, actor=domain_event.actor.as_dict()
