@@ -15,7 +15,7 @@ import kombu
 RETRY_EXCHANGE = "expediente.retry"
 
 # Headers a consumer writes on the copies it re-publishes (all prefixed, so none clash with
-# the publisher's own headers such as ce_type / ce_subject).
+# the publisher's own headers such as ce-type / ce-subject).
 ATTEMPTS = "x-expediente-attempts"
 CONSUMER = "x-expediente-consumer"
 ERROR_TYPE = "x-expediente-error-type"

@@ -103,8 +103,7 @@ class Publisher:
                     delivery_mode=2,
                     message_id=event.id,
                     timestamp=int(event.time.timestamp()),
-                    application_headers={"ce_type": event.type,
-                                         "ce_subject": event.subject or ""},
+                    application_headers=event.amqp_headers(),
                 )
                 channel.basic_publish(message, exchange=self.exchange.name,
                                       routing_key=event.type)

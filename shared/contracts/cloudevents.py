@@ -1,4 +1,5 @@
-"""The CloudEvents 1.0 envelope (structured JSON mode) that every published event travels in."""
+"""The CloudEvents 1.0 envelope (structured JSON mode) that every published event travels in, and
+its RabbitMQ protocol binding's message headers."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
 REQUIRED = ("specversion", "id", "source", "type")
+HEADER_PREFIX = "ce-"  # the RabbitMQ binding's, for the application headers
 
 
 class InvalidCloudEvent(ValueError):
@@ -44,6 +46,16 @@ class CloudEvent:
             body["sequence"] = self.sequence
         body.update(self.extensions)
         return body
+
+    def amqp_headers(self) -> dict[str, str]:
+        """The application headers of this event sent in structured mode, as the RabbitMQ
+        protocol binding names them (`ce-type`, `ce-subject`…): the body holds the whole event,
+        the headers let a broker's header exchange or a reader pick events without parsing it."""
+        attributes = {"specversion": SPEC_VERSION, "id": self.id, "source": self.source,
+                      "type": self.type, "time": self.time.isoformat()}
+        if self.subject is not None:
+            attributes["subject"] = self.subject
+        return {HEADER_PREFIX + name: value for name, value in attributes.items()}
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()

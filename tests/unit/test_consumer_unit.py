@@ -39,14 +39,14 @@ def test_a_consumer_cannot_be_configured_to_never_try_or_to_retry_without_waitin
 
 
 def test_the_first_failure_is_attempt_one_and_remembers_when_it_happened():
-    headers = failure_headers({"ce_type": "mx.expediente.report.closed"},
+    headers = failure_headers({"ce-type": "mx.expediente.report.closed"},
                               RuntimeError("SMTP refused"), "notifications.handle", MONDAY)
 
     assert headers[ATTEMPTS] == 1
     assert headers[ERROR_TYPE] == "builtins.RuntimeError"
     assert headers[ERROR_MESSAGE] == "SMTP refused"
     assert headers[FIRST_FAILED_AT] == headers[LAST_FAILED_AT] == MONDAY.isoformat()
-    assert headers["ce_type"] == "mx.expediente.report.closed"
+    assert headers["ce-type"] == "mx.expediente.report.closed"
 
 
 def test_a_later_failure_counts_on_keeps_the_first_time_and_drops_the_brokers_history():
@@ -64,11 +64,11 @@ def test_a_later_failure_counts_on_keeps_the_first_time_and_drops_the_brokers_hi
 
 
 def test_a_replayed_letter_starts_a_fresh_round_of_attempts():
-    parked = failure_headers({"ce_type": "t"}, RuntimeError("down"), "c", MONDAY)
+    parked = failure_headers({"ce-type": "t"}, RuntimeError("down"), "c", MONDAY)
 
     replayed = replay_headers(replay_headers(parked))
 
-    assert replayed == {"ce_type": "t", "x-expediente-consumer": "c", REPLAYS: 2}
+    assert replayed == {"ce-type": "t", "x-expediente-consumer": "c", REPLAYS: 2}
 
 
 def test_the_dead_queue_is_named_after_the_consumer_queue_either_way_round():
