@@ -141,7 +141,7 @@ def reencode(image: Image.Image, kind: str, data: bytes, limits: Limits = Limits
         image.load()
         orientation = _orientation(image)
         if image.size != target:
-            image = image.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+            image = image.resize(target, Image.Resampling.BICUBIC, reducing_gap=2.0)
         for transposition in UPRIGHT.get(orientation, []):
             image = image.transpose(transposition)
         pixels = _pixels_only(image, kind)

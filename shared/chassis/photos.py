@@ -16,7 +16,6 @@ from typing import Any
 from eventlet import tpool
 from eventlet.semaphore import Semaphore
 from nameko.extensions import DependencyProvider
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from .imaging import (
@@ -37,7 +36,8 @@ from .imaging import (
 
 __all__ = ["KINDS", "NAME", "CleanPhoto", "Limits", "LocalPhotoStore", "PhotoRejected",
            "PhotoStore", "Photos", "S3PhotoStore", "check", "clean", "kind_of",
-           "media_response", "new_name", "read_upload", "store_from_config", "too_large"]
+           "media_response", "new_name", "read_upload", "store_from_config", "too_large",
+           "upload_limit"]
 
 # Names the store gives (new_name): 32 hex digits and the kind. Nothing else is ever served.
 NAME = re.compile(r"^[0-9a-f]{32}\.(?:jpg|png|webp)$")
@@ -230,23 +230,18 @@ def media_response(store: PhotoStore, name: str) -> Response:
 
 
 def read_upload(request: Request, field: str, max_bytes: int) -> bytes:
-    """The uploaded bytes (multipart field `field`, or the raw body). A body over the limit is
-    refused before it is read, and at most one byte past the limit is ever held in memory."""
-    multipart = request.mimetype == "multipart/form-data"
-    limit = max_bytes + (FORM_OVERHEAD if multipart else 0)
-    if (request.content_length or 0) > limit:
-        raise too_large(max_bytes)
-    if not multipart:
-        stream = request.stream
-        if request.content_length is None and "chunked" in request.headers.get(
-                "Transfer-Encoding", "").lower():
-            # werkzeug reads nothing without a length; the server's input decodes the chunks.
-            stream = request.environ["wsgi.input"]
-        return stream.read(max_bytes + 1)
-    request.max_content_length = limit  # a chunked body has no length to check up front
-    try:
+    """The uploaded bytes: multipart field `field`, or the raw body. The HTTP layer has read at
+    most the door's `max_body` (upload_limit); a photo over `max_bytes` is too_large."""
+    if request.mimetype == "multipart/form-data":
         upload = request.files.get(field)
-    except RequestEntityTooLarge:
-        raise too_large(max_bytes) from None
-    return upload.stream.read(max_bytes + 1) if upload is not None else b""
+        data = upload.stream.read(max_bytes + 1) if upload is not None else b""
+    else:
+        data = request.get_data(cache=False)
+    if len(data) > max_bytes:
+        raise too_large(max_bytes)
+    return data
 
+
+def upload_limit(config: dict[str, Any]) -> int:
+    """The `max_body` of a photo door: the photo and, if multipart, the form around it."""
+    return limits_from_config(config).max_bytes + FORM_OVERHEAD
