@@ -66,8 +66,7 @@ def production(monkeypatch):
     monkeypatch.delenv(MODE_VARIABLE, raising=False)
     for secret in SECRETS:
         monkeypatch.delenv(secret.setting, raising=False)
-    for key in ("JWT_ALGORITHMS", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_JWKS_URL", "JWT_PUBLIC_KEY",
-                "OPEN311_API_KEYS", "CHATBOT_SECRET"):
+    for key in ("JWT_ALGORITHMS", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_JWKS_URL", "JWT_PUBLIC_KEY"):
         monkeypatch.delenv(key, raising=False)
 
 
