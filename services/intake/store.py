@@ -5,12 +5,12 @@ production, chosen by environment through shared.chassis.sqlstore."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from shared.chassis.photos import NAME as PHOTO_NAME
 from shared.chassis.sqlstore import SqlStore
 
 from .catalog import ServiceDefinition
@@ -38,9 +38,13 @@ DDL = (
     " folio TEXT)",
     "CREATE INDEX IF NOT EXISTS intake_photos_orphans ON intake_photos (uploaded_at)"
     " WHERE folio IS NULL",
+    # How many photos each upload ticket took (a row from its first photo until it expires),
+    # and the hourly allowances: photos per client, tickets per client, photos per staff member.
+    "CREATE TABLE IF NOT EXISTS intake_upload_tickets (ticket TEXT PRIMARY KEY,"
+    " used INTEGER NOT NULL, expires_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS intake_allowances (counter TEXT NOT NULL,"
+    " window_start TEXT NOT NULL, used INTEGER NOT NULL, PRIMARY KEY (counter, window_start))",
 )
-# Names our photo store gives (photos.new_name): 32 hex digits and the kind.
-PHOTO_NAME = re.compile(r"^[0-9a-f]{32}\.(?:jpg|png|webp)$")
 CATALOG_TTL = 5.0  # seconds another replica's catalog edit may take to show here
 
 
@@ -220,6 +224,37 @@ class IntakeStore:
 
     def forget_photo(self, name: str) -> None:
         self.sql.run("DELETE FROM intake_photos WHERE name = %s AND folio IS NULL", (name,))
+
+    # ---- upload tickets and allowances --------------------------------------------------------
+
+    def use_ticket(self, ticket: str, expires_at: datetime, photos: int) -> bool:
+        """Count one photo on `ticket`, unless it has taken `photos` already: whether it may."""
+        _, changed = self.sql.run(
+            "INSERT INTO intake_upload_tickets (ticket, used, expires_at) VALUES (%s, 1, %s) "
+            "ON CONFLICT (ticket) DO UPDATE SET used = intake_upload_tickets.used + 1 "
+            "WHERE intake_upload_tickets.used < %s",
+            (ticket, expires_at.astimezone(UTC).isoformat(), photos))
+        return changed == 1
+
+    def take_allowance(self, counter: str, window_start: datetime, limit: int) -> bool:
+        """Count one use of `counter` in the window starting at `window_start`, unless `limit`
+        were counted already: whether this one is allowed. One statement, so replicas and
+        concurrent requests never both take the last one."""
+        _, changed = self.sql.run(
+            "INSERT INTO intake_allowances (counter, window_start, used) VALUES (%s, %s, 1) "
+            "ON CONFLICT (counter, window_start) DO UPDATE SET used = intake_allowances.used + 1"
+            " WHERE intake_allowances.used < %s",
+            (counter, window_start.astimezone(UTC).isoformat(), limit))
+        return changed == 1
+
+    def forget_uploads_before(self, moment: datetime) -> int:
+        """Drop tickets that expired and allowance windows that started before `moment`."""
+        cutoff = moment.astimezone(UTC).isoformat()
+        with self.sql.transaction() as tx:
+            tx.execute("DELETE FROM intake_upload_tickets WHERE expires_at < %s", (cutoff,))
+            removed = tx.rowcount
+            tx.execute("DELETE FROM intake_allowances WHERE window_start < %s", (cutoff,))
+            return removed + tx.rowcount
 
     # ---- chatbot conversations ----------------------------------------------------------------
 
