@@ -13,7 +13,9 @@ from nameko.extensions import DependencyProvider
 
 from shared.chassis.handoff import declare_contact_queue
 from shared.chassis.rpcclient import RemoteService, RpcClient
+from shared.chassis.runtime import app_env, wait_for_database
 from shared.chassis.sqlstore import SqlStore
+from shared.chassis.transient import until_ready
 from shared.contracts import contacts
 
 from .application import IntakeApplication
@@ -71,12 +73,16 @@ class IntakeRuntime(DependencyProvider):
 
     def setup(self) -> None:
         config = self.container.config
-        self.store = IntakeStore(SqlStore.from_env(_env(config), name="intake"))
+        # PostgreSQL or RabbitMQ down, restarting or busy: wait (logging), never exit.
+        env = app_env(config)
+        wait_for_database(env, "intake", "intake: the database")
+        self.store = until_ready(lambda: IntakeStore(SqlStore.from_env(env, name="intake")),
+                                 "intake: its tables")
         added = self.store.seed(seed_catalog()) if not self.store.services() else 0
         if added:
             log.info("service catalog seeded with %d services", added)
-        self.contacts = ContactHandoff(config["AMQP_URI"],
-                                       config.get("EVENTS_QUEUE_TYPE") or None)
+        self.contacts = until_ready(lambda: ContactHandoff(
+            config["AMQP_URI"], config.get("EVENTS_QUEUE_TYPE") or None), "intake: RabbitMQ")
         self.radius = float(config.get("DUPLICATE_RADIUS_M") or 50)
         self.status_url = str(config.get("STATUS_PAGE_URL") or "")
 
@@ -87,9 +93,3 @@ class IntakeRuntime(DependencyProvider):
         remote = self.tracking.get_dependency(worker_ctx)
         return IntakeApplication(self.store, TrackingPort(remote), self.contacts,
                                  duplicate_radius_m=self.radius, status_url=self.status_url)
-
-
-def _env(config: dict[str, Any]) -> dict[str, str]:
-    """The store's environment: the config's values as strings (YAML may type them)."""
-    return {key: "" if value is None else str(value) for key, value in config.items()
-            if isinstance(value, str | int | float | bool) or value is None}

@@ -30,8 +30,6 @@ SEARCH = schemas.SearchSchema()
 REPORT_EVENTS = schemas.ReportEventsSchema()
 OPEN311_REQUESTS = schemas.Open311RequestsSchema()
 OPEN311_UPDATES = schemas.Open311UpdatesSchema()
-PROJECTION_LAG = Gauge("expediente_projection_lag_events", "Events not yet in the read models",
-                       ["projection"])
 
 
 class TrackingService:
@@ -92,10 +90,7 @@ class TrackingService:
     def get_report_staff(self, folio: str) -> dict[str, Any] | None:
         """Everything about a report, internal notes and actors included (staff only)."""
         self.auth.require(*commands.STAFF_READ_ROLES)
-        projector = self.tracking.projector
-        if projector.lag():
-            projector.catch_up()
-        return projector.staff_view(folio)
+        return self.tracking.fresh_views().staff_view(folio)
 
     @rpc(expected_exceptions=RPC_EXPECTED)
     def search_reports(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -188,39 +183,26 @@ class TrackingService:
 
     @http("GET", "/readyz")
     def readyz(self, request: Request) -> Response:
-        checks: dict[str, Any] = {"store": True, "leader": self.tracking.leading.is_set()}
-        try:
-            self.tracking.app.recorder.max_notification_id()
-        except Exception:
-            checks["store"] = False
-        relay = self.tracking.relay
-        if relay is not None:
-            checks["relay_lag"] = relay.lag()
-        checks["projection_lag"] = self.tracking.projector.lag()
-        ready = checks["store"]
+        """Ready while the store answers and neither the views nor the relay lag beyond
+        READY_MAX_LAG_EVENTS / _SECONDS (both lags shown)."""
+        ready, checks = self.tracking.runtime.readiness()
         return json_response({"ready": ready, **checks}, 200 if ready else 503)
 
     @http("GET", "/metrics")
     def metrics_endpoint(self, request: Request) -> Response:
         EVENTS_STORED.labels(self.name).set(self.tracking.app.recorder.max_notification_id() or 0)
-        PROJECTION_LAG.labels("reports").set(self.tracking.projector.lag())
-        if self.tracking.relay is not None:
-            self.tracking.relay.lag()  # refreshes its gauge
+        self.tracking.runtime.refresh_gauges()  # the followers' lags
         return exposition()
 
     def _caught_up(self) -> ReportProjector:
-        """The projector, after applying what was saved a moment ago (read your own writes)."""
-        projector = self.tracking.projector
-        if projector.lag():
-            projector.catch_up()
-        return projector
+        """The projector, once it holds what was saved a moment ago (read your own writes); it
+        waits at most READ_WAIT_SECONDS and never writes."""
+        return self.tracking.fresh_views()
 
     def _view(self, folio: str, access_token: str | None, staff: bool) -> dict[str, Any] | None:
-        projector = self.tracking.projector
         if access_token and not self.tracking.app.check_access_token(folio, access_token):
             raise PermissionError("the access token does not open this report")
-        if projector.lag():
-            projector.catch_up()  # read your own writes: a command may have landed a moment ago
+        projector = self.tracking.fresh_views()  # a command may have landed a moment ago
         read = projector.private_view if access_token else projector.public_view
         return read(folio)
 

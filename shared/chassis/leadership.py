@@ -1,4 +1,5 @@
-"""Leader election: one replica of a service runs its outbox relay and projector; the rest stand by.
+"""Leader election: one replica of a service runs its log followers (the outbox relay and the
+projections, shared/chassis/follower.py); the rest stand by, and their reads wait for the leader's.
 
 On PostgreSQL the leader holds a session advisory lock on a connection of its own; if its process
 dies, the connection closes and a standby takes over within one poll interval. The same connection
@@ -41,7 +42,7 @@ class Leadership(ABC):
                 self.drop()
                 held = False
             if held and not self.leading.is_set():
-                log.info("%s: this replica now runs the relay and projector", self.name)
+                log.info("%s: this replica now runs the relay and the projections", self.name)
                 self.leading.set()
                 self.on_wake()
             elif not held and self.leading.is_set():

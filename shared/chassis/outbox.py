@@ -1,25 +1,27 @@
 """The outbox relay: publishes an application's notification log to RabbitMQ, at least once.
 
-The relay reads stored events after its saved position, publishes each as a CloudEvent with
-publisher confirms, and saves the new position only after RabbitMQ confirmed them. A crash or a
-broker outage at any point means re-publishing from the last saved position: events may arrive
-twice (consumers are idempotent by event id), never zero times. Saves wake the relay at once, so
-latency is one round trip, not a poll interval.
+The relay is a log follower (follower.py) whose handler publishes each stored event as a
+CloudEvent with publisher confirms; the follower saves the new position only after RabbitMQ
+confirmed them. A crash or a broker outage at any point means re-publishing from the last saved
+position: events may arrive twice (consumers are idempotent by event id), never zero times, and
+no event is passed over while a slower transaction still holds its id. Saves wake the relay at
+once, so latency is one round trip, not a poll interval.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import amqp
 import kombu
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
-from shared.chassis.sqlstore import SqlStore
+from shared.chassis.follower import Handler, LogFollower
+from shared.chassis.sqlstore import Tx
+from shared.chassis.transient import Transient
 from shared.contracts.cloudevents import CONTENT_TYPE, CloudEvent
 
 log = logging.getLogger(__name__)
@@ -27,22 +29,12 @@ log = logging.getLogger(__name__)
 PUBLISHED = Counter(
     "expediente_relay_events_published_total", "Events confirmed by RabbitMQ", ["source"]
 )
-RELAY_LAG = Gauge(
-    "expediente_relay_lag_events", "Stored events not yet confirmed on RabbitMQ", ["source"]
-)
-RELAY_ERRORS = Counter(
-    "expediente_relay_errors_total", "Relay rounds that failed and will be retried", ["source"]
-)
 SAVE_TO_PUBLISH = Histogram(
     "expediente_relay_save_to_publish_seconds",
     "Time from an event's save to RabbitMQ's confirm",
     ["source"],
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-
-POSITIONS_DDL = """CREATE TABLE IF NOT EXISTS outbox_positions (
-    name TEXT PRIMARY KEY, position BIGINT NOT NULL)"""
-
 
 class PublishNotConfirmed(ConnectionError):
     """RabbitMQ refused (nack) or did not confirm a publication in time."""
@@ -142,117 +134,51 @@ class Publisher:
                 log.debug("closing a broken AMQP connection failed", exc_info=True)
 
 
-class OutboxRelay:
-    """Follows one application's notification log and publishes it through a Publisher."""
+class OutboxRelay(Handler):
+    """The log follower's handler that publishes: each notification becomes a CloudEvent, and a
+    batch is published with confirms before the follower's transaction moves the position, so
+    it moves only once RabbitMQ confirmed. A notification that cannot become a CloudEvent is
+    poison (the follower parks it); a publish that fails is transient (the round is retried)."""
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        select: Callable[[int, int], Sequence[Any]],
-        max_id: Callable[[], int | None],
-        convert: Callable[[Any], CloudEvent],
-        publisher: Publisher,
-        store: SqlStore,
-        batch_size: int = 200,
-        poll_interval: float = 1.0,
-        coalesce: float = 0.0,
-        hold_after_confirm: float = 0.0,
-    ) -> None:
+    def __init__(self, name: str, convert: Callable[[Any], CloudEvent], publisher: Publisher,
+                 hold_after_confirm: float = 0.0) -> None:
         self.name = name
-        self._select = select
-        self._max_id = max_id
-        self._convert = convert
+        self.convert = convert
         self.publisher = publisher
-        self.store = store
-        self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        # A few milliseconds of patience after a wake-up gathers a burst of saves into one batch.
-        self.coalesce = coalesce
         # Fault injection for tests of the crash window between confirm and position save.
         self.hold_after_confirm = hold_after_confirm
-        self.wake = threading.Event()
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._position: int | None = None  # known after the first round; only we move it
-        # Set while this replica leads (see shared.chassis.leadership); None: always lead.
-        self.leading: threading.Event | None = None
-        with store.transaction() as tx:
-            tx.lock_schema()
-            tx.execute(POSITIONS_DDL)
-            tx.execute(
-                "INSERT INTO outbox_positions (name, position) VALUES (%s, 0) "
-                "ON CONFLICT (name) DO NOTHING",
-                (name,),
-            )
 
-    def position(self) -> int:
-        """The last notification id RabbitMQ confirmed (as saved in the store)."""
-        with self.store.transaction() as tx:
-            row = tx.execute(
-                "SELECT position FROM outbox_positions WHERE name = %s", (self.name,)
-            ).fetchone()
-        return int(row[0]) if row else 0
-
-    def lag(self) -> int:
-        """Stored events not yet confirmed by RabbitMQ (also exported as a gauge)."""
-        lag = max(0, (self._max_id() or 0) - self.position())
-        RELAY_LAG.labels(self.name).set(lag)
-        return lag
-
-    def publish_pending(self) -> int:
-        """One round: publish what is stored after the position; return how many were published."""
-        with self._lock:
-            if self._position is None:
-                self._position = self.position()
-            notifications = self._select(self._position + 1, self.batch_size)
-            if not notifications:
-                return 0
-            events = [self._convert(n) for n in notifications]
+    def prepare(self, notifications: Sequence[Any]) -> None:
+        events = [self.convert(n) for n in notifications]
+        try:
             self.publisher.publish(events)
-            confirmed_at = time.time()
-            for event in events:
-                SAVE_TO_PUBLISH.labels(self.name).observe(
-                    max(0.0, confirmed_at - event.time.timestamp())
-                )
-            if self.hold_after_confirm:
-                time.sleep(self.hold_after_confirm)
-            last = notifications[-1].id
-            with self.store.transaction() as tx:
-                tx.execute(
-                    "UPDATE outbox_positions SET position = %s WHERE name = %s AND position < %s",
-                    (last, self.name, last),
-                )
-            self._position = last
-            PUBLISHED.labels(self.name).inc(len(events))
-            return len(events)
+        except Exception as exc:
+            raise Transient(f"publishing to RabbitMQ failed: {exc!r}") from exc
+        confirmed_at = time.time()
+        for event in events:
+            SAVE_TO_PUBLISH.labels(self.name).observe(
+                max(0.0, confirmed_at - event.time.timestamp()))
+        PUBLISHED.labels(self.name).inc(len(events))
+        if self.hold_after_confirm:
+            time.sleep(self.hold_after_confirm)
 
-    def run(self) -> None:
-        """Loop until stopped: publish, then sleep until a save wakes us or the poll interval."""
-        backoff = 0.1
-        while not self.stopping.is_set():
-            if self.leading is not None and not self.leading.is_set():
-                self._position = None  # another replica may have moved it meanwhile
-                self.leading.wait(self.poll_interval)
-                continue
-            try:
-                published = self.publish_pending()
-            except Exception as exc:
-                RELAY_ERRORS.labels(self.name).inc()
-                log.warning("relay %s: publish failed (%s); retrying in %.1fs", self.name,
-                            exc, backoff)
-                self.stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            backoff = 0.1
-            if published >= self.batch_size:
-                continue
-            if self.wake.wait(self.poll_interval) and self.coalesce:
-                self.stopping.wait(self.coalesce)
-            self.wake.clear()
-            self.publisher.keep_alive()
+    def handle(self, tx: Tx, notifications: Sequence[Any]) -> None:
+        """Nothing to write: the position, which the follower moves, is the relay's record."""
 
-    def stop(self) -> None:
-        self.stopping.set()
-        self.wake.set()
+    def describe(self, notification: Any) -> tuple[str, str]:
+        event = self.convert(notification)
+        return event.type, event.subject or str(notification.originator_id)
+
+    def idle(self) -> None:
+        self.publisher.keep_alive()
+
+    def close(self) -> None:
         self.publisher.close()
+
+
+def relay_follower(app: Any, convert: Callable[[Any], CloudEvent], publisher: Publisher,
+                   **options: Any) -> LogFollower:
+    """The outbox relay of an application: a log follower named "<application>.relay"."""
+    name = f"{app.name}.relay"
+    hold = options.pop("hold_after_confirm", 0.0)
+    return LogFollower(name, app, OutboxRelay(app.name, convert, publisher, hold), **options)

@@ -207,6 +207,6 @@ def test_health_readiness_and_metrics(tracking):
     assert response.headers["Content-Type"].startswith("text/plain")
     metrics = response.text
     for name in ("expediente_events_stored", "expediente_relay_events_published_total",
-                 "expediente_relay_lag_events", "expediente_projection_lag_events",
+                 "expediente_follower_lag_events", "expediente_follower_lag_seconds",
                  "expediente_request_duration_seconds_bucket"):
         assert name in metrics

@@ -10,7 +10,8 @@ import pytest
 from services.tracking.domainmodel import Actor, report_id
 from services.tracking.write.application import TrackingApplication
 from services.tracking.write.outgoing import CloudEventConverter, event_id
-from shared.chassis.outbox import OutboxRelay, Publisher
+from shared.chassis.follower import LogFollower
+from shared.chassis.outbox import Publisher, relay_follower
 from tests.conftest import unique
 from tests.support import EventListener, ServiceProcess, wait_for
 
@@ -35,16 +36,9 @@ def listener(amqp_uri, exchange_name):
     listening.close()
 
 
-def in_process_relay(app: TrackingApplication, amqp_uri: str, exchange: str) -> OutboxRelay:
-    relay = OutboxRelay(
-        name=app.name,
-        select=lambda start, limit: app.recorder.select_notifications(start, limit),
-        max_id=app.recorder.max_notification_id,
-        convert=CloudEventConverter(app),
-        publisher=Publisher(amqp_uri, exchange),
-        store=app.sql,
-        poll_interval=0.2,
-    )
+def in_process_relay(app: TrackingApplication, amqp_uri: str, exchange: str) -> LogFollower:
+    relay = relay_follower(app, CloudEventConverter(app), Publisher(amqp_uri, exchange),
+                           poll_interval=0.2)
     app.saved_listeners.append(relay.wake.set)
     return relay
 

@@ -3,8 +3,8 @@ up, though all try to create the same tables at once (PostgreSQL's CREATE TABLE 
 fails against a concurrent one; the stores take a schema lock first).
 
 Each replica is a process of its own building what a service builds at start-up: tracking's
-event store, folio counters, views and relay position; intake's tables; a consumer's table of
-processed events."""
+event store, folio counters, views and the followers' positions; intake's tables; a consumer's
+table of processed events."""
 
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ from services.tracking.write.application import TrackingApplication
 from services.tracking.domainmodel import Actor
 from services.tracking.read.projection import ReportProjector
 from shared.chassis.consumer import _ensure_processed_table
-from shared.chassis.outbox import OutboxRelay
+from services.tracking.write.outgoing import CloudEventConverter
+from shared.chassis.outbox import Publisher, relay_follower
 from shared.chassis.sqlstore import SqlStore
 
 app = TrackingApplication()
 ReportProjector(app)
-OutboxRelay(name="tracking", select=None, max_id=None, convert=None, publisher=None,
-            store=app.sql)
+relay_follower(app, CloudEventConverter(app), Publisher("amqp://127.0.0.1//", "unused"))
 IntakeStore(SqlStore.from_env())
 _ensure_processed_table(app.sql)
 app.open_report(service_code="bache", service_name="Bache", department="obras",

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from services.tracking.domainmodel import Actor
-from services.tracking.read.projection import ReportProjector, run_forever
+from services.tracking.read.projection import ReportProjector
 from services.tracking.write.application import TrackingApplication, hash_token
 
 OPERATOR = Actor(id="operadora-ana-070", role="operator", channel="phone_070")
@@ -271,38 +271,42 @@ def test_workers_catching_up_at_once_apply_each_event_once(app, projector):
         assert [e["version"] for e in timeline] == list(range(1, 10))
 
 
-def test_a_save_wakes_the_projector_loop(app, projector):
-    wake, stop = threading.Event(), threading.Event()
-    app.saved_listeners.append(wake.set)
-    loop = threading.Thread(target=run_forever, args=(projector, wake, stop, 60.0), daemon=True)
+def test_a_save_wakes_the_projector_loop(app):
+    projector = ReportProjector(app, poll_interval=60.0)
+    follower = projector.follower
+    app.saved_listeners.append(follower.wake.set)
+    loop = threading.Thread(target=follower.run, daemon=True)
     loop.start()
     try:
         opened = open_pothole(app)
         assert _eventually(lambda: projector.public_view(opened.folio) is not None)
     finally:
-        stop.set()
-        wake.set()
+        follower.stop()
         loop.join(10)
     assert not loop.is_alive()
 
 
-def test_the_projector_loop_survives_a_failed_round(caplog):
-    class Flaky:
-        name = "flaky"
-        calls = 0
+def test_the_projector_loop_survives_a_failed_round_and_parks_nothing(app, caplog, monkeypatch):
+    projector = ReportProjector(app, poll_interval=0.01)
+    handle, rounds = projector.handle, []
 
-        def catch_up(self):
-            self.calls += 1
-            if self.calls == 1:
-                raise ConnectionError("database went away")
-            stop.set()
-            return 0
+    def database_away_once(tx, notifications):
+        rounds.append(len(notifications))
+        if len(rounds) == 1:
+            raise ConnectionError("database went away")
+        handle(tx, notifications)
 
-    wake, stop = threading.Event(), threading.Event()
-    flaky = Flaky()
-    run_forever(flaky, wake, stop, poll_interval=0.01, max_backoff=0.01)
-    assert flaky.calls == 2
+    monkeypatch.setattr(projector, "handle", database_away_once)
+    opened = open_pothole(app)
+    loop = threading.Thread(target=projector.follower.run, daemon=True)
+    loop.start()
+    try:
+        assert _eventually(lambda: projector.public_view(opened.folio) is not None)
+    finally:
+        projector.follower.stop()
+        loop.join(10)
     assert "database went away" in caplog.text
+    assert len(rounds) >= 2 and projector.follower.failures() == []
 
 
 def _eventually(condition, within: float = 10.0) -> bool:

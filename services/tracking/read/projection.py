@@ -1,23 +1,24 @@
-"""Tracking's read models: one view row per report, kept by a projector that follows the log.
+"""Tracking's read models: one view row per report, kept by a log follower that follows the log.
 
-The projector reads stored notifications after its position, applies a batch of them to the rows
-they touch (held in memory for the batch) and writes those rows and the new position in one
-transaction. The position update names the position it started from, so a second projector (a CLI
-rebuild next to the running service) never applies a batch twice: the loser rolls back and reads
-again from the winner's position. Views are plain dicts, ready for JSON.
+ReportProjector is the handler of a LogFollower (shared/chassis/follower.py), which brings the
+order, the once-only position, the waiting at gaps and the parking of events that cannot be
+applied. The projector applies a batch of events to the rows they touch (each read once, held in
+memory for the batch) and writes them back in the follower's transaction. Views are plain dicts,
+ready for JSON.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.chassis.sqlstore import SqlStore
+from shared.chassis.follower import Handler, LogFollower
+from shared.chassis.sqlstore import SqlStore, Tx
+from shared.chassis.tables import existing
 
 from ..domainmodel import EVENT_NAMES, Report
 from .open311 import (
@@ -33,6 +34,7 @@ from .rows import (
     INDEXES,
     JSON_COLUMNS,
     ORDERS,
+    RETIRED_INDEXES,
     SUMMARY_COLUMNS,
     create_indexes,
     iso_param,
@@ -60,109 +62,117 @@ UPDATES_CHUNK = 400  # at most, reports read per query by open311_updates
 COUNTABLE = ("step", "department", "status", "service_code", "crew_id", "priority", "resolution")
 
 
-class _PositionMoved(Exception):
-    """Another projector applied this batch first; read again from its position."""
-
-
 # ---- the projector -----------------------------------------------------------------------------
 
 
-class ReportProjector:
-    """Keeps `report_views` up to date with the application's notification log, and reads it."""
+class ReportProjector(Handler):
+    """Keeps `report_views` up to date with the application's notification log, and reads it.
+    `options` go to its LogFollower (poll_interval, coalesce, leading...); without an `app`
+    it only reads."""
 
-    def __init__(self, app: Any, store: SqlStore | None = None, name: str = "reports") -> None:
+    def __init__(self, app: Any, store: SqlStore | None = None, name: str = "reports",
+                 **options: Any) -> None:
         self.app = app
         self.store = store or app.sql
         self.name = name
-        self._lock = threading.Lock()
-        with self.store.transaction() as tx:
-            tx.lock_schema()
-            for statement in DDL:
-                tx.execute(statement)
-            create_indexes(tx)
-            tx.execute("INSERT INTO projection_positions (name, position) VALUES (%s, 0) "
-                       "ON CONFLICT (name) DO NOTHING", (name,))
+        _create_views(self.store)
+        self.follower = (LogFollower(name, app, self, store=self.store, **options)
+                         if app is not None else None)
 
     def position(self) -> int:
-        with self.store.transaction() as tx:
-            row = tx.execute("SELECT position FROM projection_positions WHERE name = %s",
-                             (self.name,)).fetchone()
-        return int(row[0]) if row else 0
+        return self._following().position()
 
     def lag(self) -> int:
         """Notifications stored but not yet in the views."""
-        return max(0, (self.app.recorder.max_notification_id() or 0) - self.position())
+        return self._following().lag_events()
 
     def catch_up(self, batch_size: int = 500) -> int:
-        """Apply every notification after the position, a batch per transaction; return how many."""
-        with self._lock:
-            return self._catch_up(batch_size)
+        """Apply every notification after the position, a batch per transaction; return how many
+        (for the CLI and tests: the service's follower runs on its own, and reads only wait)."""
+        return self._following().catch_up(batch_size)
 
     def rebuild(self, batch_size: int = 2000) -> int:
         """Wipe the views and the position, then apply the whole log again; return how many.
         Until it ends, the views show only the part of the log applied so far."""
-        with self._lock:
+        follower = self._following()
+        with follower.lock:
             with self.store.transaction() as tx:
-                # The position row first: it waits for a batch another process has in flight.
-                tx.execute("UPDATE projection_positions SET position = 0 WHERE name = %s",
-                           (self.name,))
+                follower.reset(tx)  # the position row first: it waits for a batch in flight
                 for index in INDEXES:
                     tx.execute(f"DROP INDEX IF EXISTS {index}")
                 tx.execute("DELETE FROM report_views")
             try:
-                return self._catch_up(batch_size)
+                return follower.catch_up(batch_size)
             finally:
                 with self.store.transaction() as tx:
                     create_indexes(tx)
 
-    def _catch_up(self, batch_size: int) -> int:
-        applied = 0
-        while True:
-            position = self.position()
-            notifications = self.app.recorder.select_notifications(position + 1, batch_size)
-            if not notifications:
-                return applied
-            try:
-                self._apply_batch(position, notifications)
-            except _PositionMoved:
-                log.info("projection %s: another projector moved past %d; reading again",
-                         self.name, position)
-                continue
-            applied += len(notifications)
-            if len(notifications) < batch_size:
-                return applied
-            time.sleep(0)  # under eventlet, let other green threads run between batches
+    def _following(self) -> LogFollower:
+        if self.follower is None:
+            raise TypeError("this projector only reads (it was given no application)")
+        return self.follower
 
-    def _apply_batch(self, position: int, notifications: Sequence[Any]) -> None:
+    # ---- the follower's handler ----------------------------------------------------------------
+
+    def handle(self, tx: Tx, notifications: Sequence[Any]) -> None:
+        """Apply a batch: rows opened in it start fresh, every other row it touches is read
+        once, and all are written back with multi-row upserts."""
         events = []
         for notification in notifications:
             event = self.app.mapper.to_domain_event(notification)
             name = EVENT_NAMES.get(type(event).__name__)
             if name is not None and isinstance(event, Report.Event):
                 events.append((name, event))
-        # Rows opened in this batch start fresh; every other row it touches is read once.
         opened_here = {event.originator_id for n, event in events if n == "opened"}
         wanted = {str(event.originator_id) for _, event in events
                   if event.originator_id not in opened_here}
-        with self.store.transaction() as tx:
-            moved = tx.execute(
-                "UPDATE projection_positions SET position = %s WHERE name = %s AND position = %s",
-                (notifications[-1].id, self.name, position),
-            ).rowcount
-            if moved != 1:
-                raise _PositionMoved
-            rows = {row["report_id"]: row for row in load_rows(tx, "report_id", wanted)}
-            for name, event in events:
-                key = str(event.originator_id)
+        rows = {row["report_id"]: row for row in load_rows(tx, "report_id", wanted)}
+        for name, event in events:
+            key = str(event.originator_id)
+            if name == "opened":
+                rows[key] = new_row(event)
+            row = rows.get(key)
+            if row is None:
+                log.warning("projection %s: %s v%d of a report never opened (or parked); skipped",
+                            self.name, name, event.originator_version)
+            elif event.originator_version > row["version"]:
+                evolve(row, name, event)
+        upsert_rows(tx, [rows[key] for key in sorted(rows)])
+
+    def retry(self, tx: Tx, notification: Any) -> None:
+        """A parked event, after a fix: its report's row made again from the whole stream
+        (later events kept applying meanwhile). Other events of the stream that still fail
+        are left out (they stay parked); this one failing again raises."""
+        row = None
+        for stored in self.app.recorder.select_events(notification.originator_id):
+            try:
+                event = self.app.mapper.to_domain_event(stored)
+                name = EVENT_NAMES.get(type(event).__name__)
+                if name is None or (row is None and name != "opened"):
+                    continue
                 if name == "opened":
-                    rows[key] = new_row(event)
-                row = rows.get(key)
-                if row is None:
-                    log.warning("projection %s: %s v%d of a report never opened; skipped",
-                                self.name, name, event.originator_version)
-                elif event.originator_version > row["version"]:
-                    evolve(row, name, event)
-            upsert_rows(tx, [rows[key] for key in sorted(rows)])
+                    candidate = new_row(event)
+                else:
+                    candidate = dict(row)  # type: ignore[arg-type]  (opened came first)
+                    evolve(candidate, name, event)
+            except Exception:
+                if stored.originator_version == notification.originator_version:
+                    raise
+                log.warning("projection %s: v%d of %s still fails; left out", self.name,
+                            stored.originator_version, notification.originator_id)
+                continue
+            row = candidate
+        if row is not None:
+            upsert_rows(tx, [row])
+
+    def describe(self, notification: Any) -> tuple[str, str]:
+        event = self.app.mapper.to_domain_event(notification)
+        name = EVENT_NAMES.get(type(event).__name__, type(event).__name__)
+        folio = getattr(event, "folio", None)
+        if folio is None:
+            opened = next(iter(self.app.events.get(notification.originator_id, lte=1)), None)
+            folio = getattr(opened, "folio", None)
+        return name, folio or str(notification.originator_id)
 
     # ---- queries -------------------------------------------------------------------------------
 
@@ -311,35 +321,7 @@ class ReportProjector:
             last_folio, last_key, size = rows[-1][0], rows[-1][1], min(size * 2, UPDATES_CHUNK)
 
 
-# ---- running it ----------------------------------------------------------------------------------
-
-
-def run_forever(projector: ReportProjector, wake_event: threading.Event,
-                stop_event: threading.Event, poll_interval: float = 1.0,
-                max_backoff: float = 30.0, coalesce: float = 0.02,
-                leading: threading.Event | None = None) -> None:
-    """Catch up whenever a save wakes us (or every poll_interval) until stopped; a failed round
-    is logged and retried with backoff, so the loop never dies silently. Fit for a green thread.
-    `coalesce` trades a few milliseconds of view freshness for far fewer rounds under load;
-    `leading`, when given, pauses the loop while another replica leads."""
-    backoff = min(0.5, max_backoff)
-    while not stop_event.is_set():
-        if leading is not None and not leading.is_set():  # another replica keeps the views
-            leading.wait(poll_interval)
-            continue
-        wake_event.clear()  # before catching up, so a save during the round wakes the next one
-        try:
-            projector.catch_up()
-        except Exception:
-            log.exception("projection %s: catch-up failed; retrying in %.1fs",
-                          projector.name, backoff)
-            stop_event.wait(backoff)
-            backoff = min(backoff * 2, max_backoff)
-            continue
-        backoff = min(0.5, max_backoff)
-        if wake_event.wait(poll_interval) and coalesce:
-            # Under load saves arrive every few milliseconds: gather them into one batch.
-            stop_event.wait(coalesce)
+# ---- the operators' command ----------------------------------------------------------------------
 
 
 def rebuild_command(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -356,3 +338,16 @@ def rebuild_command(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         app.close()
     return {"events": events, "seconds": round(seconds, 3),
             "events_per_second": round(events / seconds, 1) if seconds > 0 else None}
+
+
+def _create_views(store: SqlStore) -> None:
+    """The view table and its indexes, when missing (a look at the catalog first: creating an
+    index that exists still locks the table, in a running batch's way)."""
+    present = existing(store, ["report_views", *INDEXES, *RETIRED_INDEXES])
+    if {"report_views", *INDEXES} <= present and not present & set(RETIRED_INDEXES):
+        return
+    with store.transaction() as tx:
+        tx.lock_schema()
+        for statement in DDL:
+            tx.execute(statement)
+        create_indexes(tx)

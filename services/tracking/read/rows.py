@@ -38,8 +38,6 @@ DDL = (
         version INTEGER NOT NULL, location TEXT NOT NULL, attributes TEXT NOT NULL,
         media_urls TEXT NOT NULL, timeline TEXT NOT NULL, photos TEXT NOT NULL,
         materials TEXT NOT NULL)""",
-    "CREATE TABLE IF NOT EXISTS projection_positions (name TEXT PRIMARY KEY, "
-    "position BIGINT NOT NULL)",
 )
 # What the staff searches, the dashboards and Open311 filter and sort by. A rebuild drops them and
 # builds them again at the end: one sort per index is much cheaper than updating each per event.
