@@ -8,6 +8,7 @@ from shared.chassis.follower import LogFollower
 from shared.chassis.runtime import EventSourcedRuntime
 from shared.contracts.cloudevents import CloudEvent
 
+from . import schemas
 from .read.projection import ReportProjector
 from .write.application import TrackingApplication
 from .write.outgoing import CloudEventConverter
@@ -44,6 +45,10 @@ class TrackingRuntime(EventSourcedRuntime):
 
     application_class = TrackingApplication
     app_keys = APP_KEYS
+
+    def setup(self) -> None:
+        schemas.configure(self.container.config)  # the edge's settings (trusted media, dates)
+        super().setup()
 
     def projections(self, app: TrackingApplication, options: dict[str, Any]) -> list[LogFollower]:
         self.projector = ReportProjector(app, **options)

@@ -2,18 +2,53 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts.events import LocationSchema as EventLocation
+from shared.contracts.fields import (
+    AttributeMap,
+    Line,
+    MediaUrl,
+    QueryDateTime,
+    RecentDateTime,
+    Text,
+    TimeWindow,
+    TrustedMedia,
+    finite,
+    one_of,
+    pattern,
+    text_problem,
+)
 
 from .domainmodel import CHANNELS, COMMENT_VISIBILITIES, FOLIO_PATTERN, RESOLUTIONS
 
-Text = fields.String
-Channel = fields.String(validate=validate.OneOf(CHANNELS), load_default=None)
-Folio = fields.String(required=True, validate=validate.Regexp(FOLIO_PATTERN, error="not a folio"))
+# A crew's `occurred_at` and the photo URLs a client may give: set from configuration when the
+# service starts (OCCURRED_AT_MAX_AGE_DAYS, TRUSTED_MEDIA_URLS).
+OCCURRED_AT = TimeWindow()
+TRUSTED_MEDIA = TrustedMedia()
+MAX_IDS = 1000  # values of one list filter (Open311 asks for up to 1000 requests at once)
+
+Channel = one_of(CHANNELS, load_default=None)
+Folio = Line(40, required=True, validate=pattern(FOLIO_PATTERN.pattern, error="not a folio"))
+
+
+def configure(config: Mapping[str, Any]) -> None:
+    """Take the edge's settings from the service's configuration."""
+    days = config.get("OCCURRED_AT_MAX_AGE_DAYS")
+    if days not in (None, ""):
+        OCCURRED_AT.past = timedelta(days=float(days))
+    if config.get("TRUSTED_MEDIA_URLS") is not None:
+        TRUSTED_MEDIA.set(str(config["TRUSTED_MEDIA_URLS"]))
 
 
 class LocationSchema(EventLocation):
+    address = Text(300, allow_none=True, load_default=None)
+    address_id = Line(100, allow_none=True, load_default=None)
+
     @validates_schema
     def coordinates_or_address(self, data, **kwargs):
         has_point = data.get("lat") is not None and data.get("long") is not None
@@ -24,19 +59,19 @@ class LocationSchema(EventLocation):
 
 
 class OpenReportSchema(Schema):
-    service_code = Text(required=True, validate=validate.Length(1, 64))
-    service_name = Text(required=True, validate=validate.Length(1, 200))
-    department = Text(required=True, validate=validate.Length(1, 100))
-    description = Text(required=True, validate=validate.Length(1, 4000))
+    service_code = Line(64, min_length=1, required=True)
+    service_name = Line(200, min_length=1, required=True)
+    department = Line(100, min_length=1, required=True)
+    description = Text(4000, min_length=1, required=True)
     location = fields.Nested(LocationSchema, required=True)
-    attributes = fields.Dict(keys=Text(), load_default=dict)
-    media_urls = fields.List(Text(validate=validate.Length(1, 2000)), load_default=list,
+    attributes = AttributeMap(load_default=dict)
+    media_urls = fields.List(MediaUrl(TRUSTED_MEDIA), load_default=list,
                              validate=validate.Length(max=20))
-    sla_hours = fields.Float(validate=validate.Range(min=0, max=24 * 365), load_default=None)
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    sla_hours = finite(validate=validate.Range(min=0, max=24 * 365), load_default=None)
+    channel = one_of(CHANNELS, required=True)
     # A caller that may retry names the open and brings the citizen's token (see open_report).
-    request_key = Text(validate=validate.Length(1, 200), load_default=None)
-    access_token = Text(validate=validate.Length(20, 200), load_default=None)
+    request_key = Line(200, min_length=1, load_default=None)
+    access_token = Line(200, min_length=20, load_default=None)
 
     @validates_schema
     def key_with_token(self, data, **kwargs):
@@ -46,35 +81,36 @@ class OpenReportSchema(Schema):
 
 class CommandSchema(Schema):
     channel = Channel
+    # The client's key for the command: the same key again records nothing (see _change).
+    step_id = Line(100, min_length=1, load_default=None)
 
 
 class TriageSchema(CommandSchema):
-    department = Text(required=True, validate=validate.Length(1, 100))
-    priority = Text(required=True, validate=validate.OneOf(("low", "normal", "high", "urgent")))
-    service_code = Text(required=True, validate=validate.Length(1, 64))
+    department = Line(100, min_length=1, required=True)
+    priority = one_of(("low", "normal", "high", "urgent"), required=True)
+    service_code = Line(64, min_length=1, required=True)
 
 
 class AssignSchema(CommandSchema):
-    crew_id = Text(required=True, validate=validate.Length(1, 64))
+    crew_id = Line(64, min_length=1, required=True)
 
 
 class FieldStepSchema(CommandSchema):
-    step_id = Text(validate=validate.Length(1, 100), load_default=None)
-    occurred_at = fields.AwareDateTime(load_default=None)
+    occurred_at = RecentDateTime(OCCURRED_AT, load_default=None)
 
 
 class PhotoSchema(FieldStepSchema):
-    url = Text(required=True, validate=validate.Length(1, 2000))
-    caption = Text(validate=validate.Length(max=500), load_default="")
-    stage = Text(validate=validate.OneOf(("report", "before", "during", "after")),
-                 load_default="during")
+    url = MediaUrl(TRUSTED_MEDIA, required=True)
+    caption = Text(500, load_default="")
+    stage = one_of(("report", "before", "during", "after"), load_default="during")
 
 
 class MaterialItemSchema(Schema):
-    code = Text(required=True, validate=validate.Length(1, 64))
-    quantity = fields.Float(required=True, validate=validate.Range(min=0, min_inclusive=False))
-    unit = Text(validate=validate.Length(max=20), load_default=None)
-    description = Text(validate=validate.Length(max=200), load_default=None)
+    code = Line(64, min_length=1, required=True)
+    quantity = finite(required=True, validate=validate.Range(min=0, max=1_000_000,
+                                                             min_inclusive=False))
+    unit = Line(20, load_default=None)
+    description = Text(200, load_default=None)
 
 
 class MaterialsSchema(FieldStepSchema):
@@ -83,19 +119,19 @@ class MaterialsSchema(FieldStepSchema):
 
 
 class CompleteWorkSchema(FieldStepSchema):
-    notes = Text(validate=validate.Length(max=4000), load_default="")
+    notes = Text(4000, load_default="")
 
 
 class CloseSchema(CommandSchema):
-    resolution = Text(required=True, validate=validate.OneOf(
+    resolution = Line(32, required=True, validate=validate.OneOf(
         [r for r in RESOLUTIONS if r != "duplicate"],
         error="one of: fixed, not_fixed, not_our_responsibility, no_action_needed, cancelled "
               "(duplicates are marked with mark_duplicate)"))
-    notes = Text(validate=validate.Length(max=4000), load_default="")
+    notes = Text(4000, load_default="")
 
 
 class ReopenSchema(CommandSchema):
-    reason = Text(required=True, validate=validate.Length(1, 2000))
+    reason = Text(2000, min_length=1, required=True)
 
 
 class MarkDuplicateSchema(CommandSchema):
@@ -103,63 +139,82 @@ class MarkDuplicateSchema(CommandSchema):
 
 
 class CommentSchema(CommandSchema):
-    text = Text(required=True, validate=validate.Length(1, 4000))
-    visibility = Text(validate=validate.OneOf(COMMENT_VISIBILITIES), load_default="public")
+    text = Text(4000, min_length=1, required=True)
+    visibility = one_of(COMMENT_VISIBILITIES, load_default="public")
 
 
 class ReportEventsSchema(Schema):
     """GET /reports/{folio}/events?after_version=3 (and the `report_events` RPC)."""
 
     folio = Folio
-    after_version = fields.Integer(validate=validate.Range(min=0), load_default=0)
+    after_version = fields.Integer(validate=validate.Range(0, 2**31 - 1), load_default=0)
 
 
 class CitizenFeedbackSchema(Schema):
-    access_token = Text(required=True, validate=validate.Length(1, 200))
-    comment = Text(validate=validate.Length(max=4000), load_default="")
-    channel = fields.String(validate=validate.OneOf(CHANNELS), load_default="web")
+    access_token = Line(200, min_length=1, required=True)
+    comment = Text(4000, load_default="")
+    channel = one_of(CHANNELS, load_default="web")
+    step_id = Line(100, min_length=1, load_default=None)
 
 
 class CommaList(fields.Field):
-    """`a,b,c` in a query string, or a list in RPC."""
+    """`a,b,c` in a query string, or a list in RPC: at most MAX_IDS single-line values."""
+
+    def __init__(self, item_length: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.item_length = item_length
 
     def _deserialize(self, value, attr, data, **kwargs):
-        items = value if isinstance(value, list) else str(value).split(",")
-        items = [str(item).strip() for item in items if str(item).strip()]
+        if not isinstance(value, list | str):
+            raise ValidationError("a comma-separated list")
+        items = value if isinstance(value, list) else value.split(",", MAX_IDS)
+        if len(items) > MAX_IDS or not all(isinstance(item, str) for item in items):
+            raise ValidationError(f"at most {MAX_IDS} values, each a text")
+        items = [item.strip() for item in items if item.strip()]
         if not items:
             raise ValidationError("give at least one value")
+        for item in items:
+            problem = text_problem(item, single_line=True)
+            if problem is None and len(item) > self.item_length:
+                problem = f"each value at most {self.item_length} characters"
+            if problem:
+                raise ValidationError(problem)
         return items
 
 
 class BBox(fields.Field):
     """`min_lat,min_long,max_lat,max_long`."""
 
+    HINT = "four numbers: min_lat,min_long,max_lat,max_long (-90..90, -180..180)"
+
     def _deserialize(self, value, attr, data, **kwargs):
-        parts = value if isinstance(value, list) else str(value).split(",")
+        parts = value if isinstance(value, list) else str(value)[:200].split(",")
         try:
-            numbers = [float(p) for p in parts]
+            numbers = [float(p) for p in parts] if len(parts) == 4 else []
         except (TypeError, ValueError):
-            raise ValidationError("four numbers: min_lat,min_long,max_lat,max_long") from None
-        if len(numbers) != 4 or numbers[0] > numbers[2] or numbers[1] > numbers[3]:
-            raise ValidationError("four numbers: min_lat,min_long,max_lat,max_long")
+            raise ValidationError(self.HINT) from None
+        if (len(numbers) != 4 or numbers[0] > numbers[2] or numbers[1] > numbers[3]
+                or not all(-90 <= n <= 90 for n in numbers[::2])
+                or not all(-180 <= n <= 180 for n in numbers[1::2])):
+            raise ValidationError(self.HINT)  # NaN fails the ranges too
         return tuple(numbers)
 
 
 class SearchSchema(Schema):
-    status = Text(validate=validate.OneOf(("open", "closed")), load_default=None)
-    department = Text(load_default=None)
-    crew_id = Text(load_default=None)
+    status = one_of(("open", "closed"), load_default=None)
+    department = Line(100, load_default=None)
+    crew_id = Line(64, load_default=None)
     service_codes = CommaList(load_default=None, data_key="service_code")
     steps = CommaList(load_default=None, data_key="step")
-    folios = CommaList(load_default=None, data_key="folio")
-    opened_from = fields.AwareDateTime(load_default=None)
-    opened_to = fields.AwareDateTime(load_default=None)
-    updated_since = fields.AwareDateTime(load_default=None)
+    folios = CommaList(40, load_default=None, data_key="folio")
+    opened_from = QueryDateTime(load_default=None)
+    opened_to = QueryDateTime(load_default=None)
+    updated_since = QueryDateTime(load_default=None)
     bbox = BBox(load_default=None)
     limit = fields.Integer(validate=validate.Range(1, 1000), load_default=50)
-    offset = fields.Integer(validate=validate.Range(min=0), load_default=0)
-    order = Text(validate=validate.OneOf(("opened_at desc", "opened_at asc", "updated_at desc",
-                                          "updated_at asc")), load_default="opened_at desc")
+    offset = fields.Integer(validate=validate.Range(0, 10**12), load_default=0)
+    order = one_of(("opened_at desc", "opened_at asc", "updated_at desc", "updated_at asc"),
+                   load_default="opened_at desc")
 
 
 class Open311RequestsSchema(SearchSchema):
@@ -172,6 +227,6 @@ class Open311RequestsSchema(SearchSchema):
 class Open311UpdatesSchema(Schema):
     """Open311 servicerequestupdates: public timeline entries after `since`."""
 
-    since = fields.AwareDateTime(required=True)
+    since = QueryDateTime(required=True)
     limit = fields.Integer(validate=validate.Range(1, 1000), load_default=100)
     service_codes = CommaList(load_default=None, data_key="service_code")
