@@ -150,11 +150,9 @@ class ReportProjector(Handler):
                 name = EVENT_NAMES.get(type(event).__name__)
                 if name is None or (row is None and name != "opened"):
                     continue
-                if name == "opened":
-                    candidate = new_row(event)
-                else:
-                    candidate = dict(row)  # type: ignore[arg-type]  (opened came first)
-                    evolve(candidate, name, event)
+                # A copy: an event that fails half-way leaves the row as it was.
+                candidate = new_row(event) if name == "opened" else dict(row)  # type: ignore
+                evolve(candidate, name, event)
             except Exception:
                 if stored.originator_version == notification.originator_version:
                     raise

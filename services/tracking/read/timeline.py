@@ -32,12 +32,19 @@ _OPENED_ENTRY = ("channel",)
 
 
 def iso(value: datetime | None) -> str | None:
-    """A fixed-width UTC ISO 8601 string: it sorts as text, so SQL compares dates portably."""
+    """A fixed-width UTC ISO 8601 string: it sorts as text, so SQL compares dates portably.
+    A time beyond what UTC can hold (year 1 at +14:00, a device's clock gone wild) is clamped
+    to the first or last representable instant: never an error."""
     if value is None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        value = (datetime.min if value.year == datetime.min.year else datetime.max).replace(
+            tzinfo=UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 def material_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
