@@ -161,10 +161,13 @@ class EventSourcedRuntime(DependencyProvider):
                                                 identifier=f"{service}.{follower.name}")
 
     def stop(self) -> None:
-        for follower in self.followers:
+        # Whatever setup() got to build (it may have been stopped while it waited).
+        for follower in getattr(self, "followers", ()):
             follower.stop()
-        self.leadership.stop()
-        self.app.close()
+        if hasattr(self, "leadership"):
+            self.leadership.stop()
+        if hasattr(self, "app"):
+            self.app.close()
 
     def kill(self) -> None:
         self.stop()
