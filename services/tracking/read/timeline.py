@@ -19,11 +19,14 @@ from shared.contracts.events import CATALOG, RESOLUTION_LABELS, STEP_LABELS
 from ..domainmodel import FIRST_STEP, STATUS, step_after
 
 # Which comments each audience reads; the others are left out of its timeline altogether.
+# A crew reads its own jobs as staff do, without the internal notes (docs/access.md).
 COMMENT_AUDIENCES = {
     "public": ("public",),
     "private": ("public", "private"),
+    "crew": ("public", "private"),
     "staff": ("public", "private", "internal"),
 }
+STAFF_AUDIENCES = ("staff", "crew")
 MATERIAL_FIELDS = ("code", "quantity", "unit", "description")
 # Data every event carries, which an entry keeps in its own way (actor, at) or not at all.
 _COMMON_FIELDS = frozenset(("folio", "version", "actor", "occurred_at"))
@@ -101,16 +104,22 @@ def timeline_entry(name: str, event: Any) -> dict[str, Any]:
     return stored
 
 
+def reads(entry: Mapping[str, Any], audience: str) -> bool:
+    """Whether `audience` reads this timeline entry at all (a comment meant for others: no)."""
+    return (entry["type"] != "comment_added"
+            or entry.get("visibility") in COMMENT_AUDIENCES[audience])
+
+
 def render_timeline(entries: list[dict[str, Any]], audience: str) -> list[dict[str, Any]]:
-    """The timeline as `audience` ('public', 'private' or 'staff') may read it, oldest first."""
-    comments = COMMENT_AUDIENCES[audience]
+    """The timeline as `audience` ('public', 'private', 'crew' or 'staff') may read it, oldest
+    first."""
     shown = []
     for stored in entries:
         name = stored["type"]
-        if name == "comment_added" and stored.get("visibility") not in comments:
+        if not reads(stored, audience):
             continue
         label = CATALOG[name].label.es
-        if audience == "staff":
+        if audience in STAFF_AUDIENCES:
             shown.append({**stored, "label": label, "actor_role": stored["actor"]["role"]})
             continue
         item = {
@@ -235,10 +244,18 @@ def citizen_view(row: Mapping[str, Any], audience: str = "public") -> dict[str, 
     }
 
 
-def staff_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything in the row: actors, internal notes, priority, attributes, the full location."""
-    view = citizen_view(row, "staff")
+def staff_view(row: Mapping[str, Any], audience: str = "staff") -> dict[str, Any]:
+    """Everything in the row: actors, internal notes, priority, attributes, the full location;
+    audience 'crew' leaves the internal notes out."""
+    view = citizen_view(row, audience)
     view.update({key: row[key] for key in (
         "report_id", "crew_id", "channel", "priority", "citizen_feedback", "version",
         "attributes", "location")})
     return view
+
+
+def narrowed(view: dict[str, Any], audience: str) -> dict[str, Any]:
+    """A staff view (audience 'staff') as `audience` ('staff' or 'crew') may read it."""
+    if audience not in STAFF_AUDIENCES:
+        raise ValueError(f"a staff view is for staff or crew, not {audience!r}")
+    return {**view, "timeline": [entry for entry in view["timeline"] if reads(entry, audience)]}

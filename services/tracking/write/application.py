@@ -21,6 +21,9 @@ from ..domainmodel import Actor, InvalidCommand, Report, report_id
 from .folios import FolioAllocator
 
 MAX_CONFLICT_RETRIES = 8
+# A check on the report as loaded, before the command (the caller's scope: services/tracking/
+# access.py). It raises to refuse; run in every attempt, it sees what a rival writer saved.
+Guard = Callable[[Report], None]
 
 
 class ReportNotFound(LookupError):
@@ -142,66 +145,73 @@ class TrackingApplication(Application[UUID]):
             raise InvalidCommand("this request key already opened a report with another token")
         return OpenedReport(folio, access_token, report.created_on, report.due_at, report.version)
 
-    # ---- lifecycle: every command takes the client's key, `step_id` (see _change) ------------
+    # ---- lifecycle: every command takes the client's key, `step_id`, and the caller's scope,
+    # `guard` (see _change) ------------------------------------------------------------------
 
     def triage(self, folio: str, actor: Actor, *, department: str, priority: str,
-               service_code: str, step_id: str | None = None) -> Report:
+               service_code: str, step_id: str | None = None,
+               guard: Guard | None = None) -> Report:
         return self._change(
-            folio, lambda r: r.triage(actor, department, priority, service_code, step_id), step_id)
+            folio, lambda r: r.triage(actor, department, priority, service_code, step_id),
+            step_id, guard)
 
-    def assign(self, folio: str, actor: Actor, *, crew_id: str,
-               step_id: str | None = None) -> Report:
-        return self._change(folio, lambda r: r.assign(actor, crew_id, step_id), step_id)
+    def assign(self, folio: str, actor: Actor, *, crew_id: str, step_id: str | None = None,
+               guard: Guard | None = None) -> Report:
+        return self._change(folio, lambda r: r.assign(actor, crew_id, step_id), step_id, guard)
 
     def dispatch_crew(self, folio: str, actor: Actor, *, step_id: str | None = None,
-                      occurred_at: datetime | None = None) -> Report:
-        return self._change(folio, lambda r: r.dispatch_crew(actor, step_id, occurred_at), step_id)
+                      occurred_at: datetime | None = None, guard: Guard | None = None) -> Report:
+        return self._change(folio, lambda r: r.dispatch_crew(actor, step_id, occurred_at),
+                            step_id, guard)
 
     def set_en_route(self, folio: str, actor: Actor, *, step_id: str | None = None,
-                     occurred_at: datetime | None = None) -> Report:
-        return self._change(folio, lambda r: r.set_en_route(actor, step_id, occurred_at), step_id)
+                     occurred_at: datetime | None = None, guard: Guard | None = None) -> Report:
+        return self._change(folio, lambda r: r.set_en_route(actor, step_id, occurred_at),
+                            step_id, guard)
 
     def arrive(self, folio: str, actor: Actor, *, step_id: str | None = None,
-               occurred_at: datetime | None = None) -> Report:
-        return self._change(folio, lambda r: r.arrive(actor, step_id, occurred_at), step_id)
+               occurred_at: datetime | None = None, guard: Guard | None = None) -> Report:
+        return self._change(folio, lambda r: r.arrive(actor, step_id, occurred_at), step_id,
+                            guard)
 
     def add_photo(self, folio: str, actor: Actor, *, url: str, caption: str = "",
                   stage: str = "during", step_id: str | None = None,
-                  occurred_at: datetime | None = None) -> Report:
+                  occurred_at: datetime | None = None, guard: Guard | None = None) -> Report:
         return self._change(
-            folio, lambda r: r.add_photo(actor, url, caption, stage, step_id, occurred_at), step_id
-        )
+            folio, lambda r: r.add_photo(actor, url, caption, stage, step_id, occurred_at),
+            step_id, guard)
 
     def log_materials(self, folio: str, actor: Actor, *, items: list[dict[str, Any]],
-                      step_id: str | None = None, occurred_at: datetime | None = None) -> Report:
+                      step_id: str | None = None, occurred_at: datetime | None = None,
+                      guard: Guard | None = None) -> Report:
         return self._change(
-            folio, lambda r: r.log_materials(actor, items, step_id, occurred_at), step_id
-        )
+            folio, lambda r: r.log_materials(actor, items, step_id, occurred_at), step_id, guard)
 
     def complete_work(self, folio: str, actor: Actor, *, notes: str = "",
-                      step_id: str | None = None, occurred_at: datetime | None = None) -> Report:
+                      step_id: str | None = None, occurred_at: datetime | None = None,
+                      guard: Guard | None = None) -> Report:
         return self._change(
-            folio, lambda r: r.complete_work(actor, notes, step_id, occurred_at), step_id
-        )
+            folio, lambda r: r.complete_work(actor, notes, step_id, occurred_at), step_id, guard)
 
     def close_report(self, folio: str, actor: Actor, *, resolution: str, notes: str = "",
-                     step_id: str | None = None) -> Report:
-        return self._change(folio, lambda r: r.close(actor, resolution, notes, step_id), step_id)
+                     step_id: str | None = None, guard: Guard | None = None) -> Report:
+        return self._change(folio, lambda r: r.close(actor, resolution, notes, step_id),
+                            step_id, guard)
 
-    def reopen(self, folio: str, actor: Actor, *, reason: str,
-               step_id: str | None = None) -> Report:
-        return self._change(folio, lambda r: r.reopen(actor, reason, step_id), step_id)
+    def reopen(self, folio: str, actor: Actor, *, reason: str, step_id: str | None = None,
+               guard: Guard | None = None) -> Report:
+        return self._change(folio, lambda r: r.reopen(actor, reason, step_id), step_id, guard)
 
     def mark_duplicate(self, folio: str, actor: Actor, *, duplicate_of: str,
-                       step_id: str | None = None) -> Report:
+                       step_id: str | None = None, guard: Guard | None = None) -> Report:
         self.get_report(duplicate_of)  # the original must exist
         return self._change(folio, lambda r: r.mark_duplicate(actor, duplicate_of, step_id),
-                            step_id)
+                            step_id, guard)
 
     def add_comment(self, folio: str, actor: Actor, *, text: str, visibility: str = "public",
-                    step_id: str | None = None) -> Report:
+                    step_id: str | None = None, guard: Guard | None = None) -> Report:
         return self._change(folio, lambda r: r.add_comment(actor, text, visibility, step_id),
-                            step_id)
+                            step_id, guard)
 
     def citizen_confirm(self, folio: str, access_token: str, *, comment: str = "",
                         channel: str = "web", step_id: str | None = None) -> Report:
@@ -241,12 +251,16 @@ class TrackingApplication(Application[UUID]):
     # ---- plumbing ----------------------------------------------------------------------------
 
     def _change(self, folio: str, command: Callable[[Report], None],
-                step_id: str | None = None) -> Report:
-        """Load, command, save; a version conflict (another writer won) retries on fresh state.
+                step_id: str | None = None, guard: Guard | None = None) -> Report:
+        """Load, check, command, save; a version conflict (another writer won) retries on fresh
+        state, checks included. `guard` refuses a caller out of scope on the report as loaded:
+        a report triaged to another department between two attempts is seen and refused.
         A command already applied (the same client key, `step_id`) records nothing and answers
         the report as it is: a client that lost the first answer may send the command again."""
         for _ in range(MAX_CONFLICT_RETRIES):
             report = self.get_report(folio)
+            if guard is not None:
+                guard(report)  # before the replay answer: out of scope learns nothing
             if report.has_step(step_id):
                 return report
             command(report)
