@@ -16,7 +16,7 @@ from shared.chassis.metrics import RequestMetrics, exposition
 from shared.chassis.rpc import rpc
 from shared.chassis.secrets import SecretsCheck
 
-from . import schemas
+from . import access, schemas
 from .dependencies import TrackingRuntime
 from .errors import RPC_EXPECTED, http_errors, json_response
 from .read.pages import render_lookup, render_status
@@ -53,6 +53,7 @@ class TrackingService:
         "request_key" and the citizen's "access_token": a repeat answers with the same report."""
         principal = self.auth.require(*commands.OPEN_ROLES)
         data = OPEN_REPORT.load(payload or {})
+        access.check_open(principal, data["department"])
         channel = data.pop("channel")
         actor = commands.actor_for(principal, commands.OPEN_ROLES, channel)
         opened = self.tracking.app.open_report(actor=actor, **data)
@@ -88,14 +89,18 @@ class TrackingService:
 
     @rpc(expected_exceptions=RPC_EXPECTED)
     def get_report_staff(self, folio: str) -> dict[str, Any] | None:
-        """Everything about a report, internal notes and actors included (staff only)."""
-        self.auth.require(*commands.STAFF_READ_ROLES)
-        return self.tracking.fresh_views().staff_view(folio)
+        """Everything about a report, internal notes and actors included (staff, within their
+        department; a crew reads its own jobs without the internal notes: docs/access.md)."""
+        principal = self.auth.require(*access.STAFF_VIEW_ROLES)
+        view = self.tracking.fresh_views().staff_view(folio)
+        return None if view is None else access.staff_view_for(principal, view)
 
     @rpc(expected_exceptions=RPC_EXPECTED)
     def search_reports(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
-        self.auth.require(*commands.STAFF_READ_ROLES)
-        return self.tracking.projector.search(**SEARCH.load(filters or {}))
+        """Summary rows (staff; a department's token its department, a crew its own jobs)."""
+        principal = self.auth.require(*access.SEARCH_ROLES)
+        filters = access.search_filters(principal, SEARCH.load(filters or {}))
+        return self.tracking.projector.search(**filters)
 
     @rpc(expected_exceptions=RPC_EXPECTED)
     def open311_requests(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,8 +122,10 @@ class TrackingService:
         """The report's events after `after_version`, oldest first, as the CloudEvents (dicts)
         the relay publishes: a consumer that sees a gap fetches what it missed (staff and
         systems)."""
-        self.auth.require(*commands.STAFF_READ_ROLES)
+        principal = self.auth.require(*access.EVENTS_ROLES)
         data = REPORT_EVENTS.load({"folio": folio, "after_version": after_version})
+        if access.scoped(principal, access.EVENTS_ROLES):
+            access.guard(principal, access.EVENTS_ROLES)(self.tracking.app.get_report(folio))
         return [event.to_dict() for event in self.tracking.report_events(**data)]
 
     # ---- HTTP ----------------------------------------------------------------------------------
@@ -162,8 +169,8 @@ class TrackingService:
     @http_errors
     def http_search(self, request: Request) -> Response:
         """GET /reports?status=open&department=obras&bbox=20.5,-100.5,20.7,-100.3 (staff)"""
-        self.auth.require(*commands.STAFF_READ_ROLES)
-        filters = SEARCH.load(request.args.to_dict())
+        principal = self.auth.require(*access.SEARCH_ROLES)
+        filters = access.search_filters(principal, SEARCH.load(request.args.to_dict()))
         return json_response({"reports": self.tracking.projector.search(**filters)})
 
     @http("GET", "/")

@@ -1,7 +1,8 @@
 """The command table: for each staff command, its schema, who may run it and the use case it calls.
 
-RPC and HTTP both go through `execute`, so validation, authorisation and actor recording are the
-same whichever door a command comes in by."""
+RPC and HTTP both go through `execute`, so validation, authorisation (roles here, scopes in
+access.py, checked on the loaded report) and actor recording are the same whichever door a
+command comes in by."""
 
 from __future__ import annotations
 
@@ -11,9 +12,7 @@ from typing import Any
 
 from marshmallow import Schema
 
-from shared.chassis.auth import Forbidden
-
-from .. import schemas
+from .. import access, schemas
 from ..domainmodel import Actor, Report
 from .application import TrackingApplication
 
@@ -43,8 +42,7 @@ COMMANDS: dict[str, Command] = {
     "add_comment": Command(schemas.CommentSchema(), ("operator", "supervisor", "crew", "system"),
                            "add_comment"),
 }
-OPEN_ROLES = ("operator", "supervisor", "system")
-STAFF_READ_ROLES = ("operator", "supervisor", "crew", "auditor", "system", "billing_clerk")
+OPEN_ROLES = access.OPEN_ROLES
 
 DEFAULT_CHANNEL = {"crew": "field", "system": "system"}
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -63,14 +61,16 @@ def actor_for(principal: Any, allowed: tuple[str, ...], channel: str | None) -> 
 
 def execute(app: TrackingApplication, auth: Any, name: str, folio: str,
             payload: dict[str, Any]) -> Report:
-    """Validate the payload (400), check the role (401/403), run the use case."""
+    """Check the role (401/403), validate the payload (400), run the use case with the caller's
+    scope as its guard: the department in the token, a crew's own jobs (403)."""
     command = COMMANDS[name]
     principal = auth.require(*command.roles)
     data = command.schema.load(payload or {})
+    if "visibility" in data:
+        access.check_note(principal, data["visibility"])
     actor = actor_for(principal, command.roles, data.pop("channel", None))
-    if actor.role == "supervisor" and principal.department:
-        check_department(app, folio, principal.department)
-    return getattr(app, command.use_case)(folio, actor, **data)
+    guard = access.guard(principal, command.roles)
+    return getattr(app, command.use_case)(folio, actor, guard=guard, **data)
 
 
 def keyed(payload: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
@@ -83,15 +83,6 @@ def keyed(payload: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]
     if key is None or not isinstance(payload, dict) or payload.get("step_id") is not None:
         return payload
     return {**payload, "step_id": key}
-
-
-def check_department(app: TrackingApplication, folio: str, department: str) -> None:
-    """A supervisor whose token names a department acts on that department's reports only (one
-    with no department in the token supervises the whole city). Triage hands a report over."""
-    report = app.get_report(folio)
-    if report.department != department:
-        raise Forbidden(f"report {folio} belongs to {report.department}, "
-                        f"not to your department ({department})")
 
 
 def state(report: Report) -> dict[str, Any]:
