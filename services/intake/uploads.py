@@ -20,9 +20,10 @@ from typing import Any
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Request
 
+from shared.chassis.secrets import UPLOAD_TICKET_DEVELOPMENT_SECRET as DEVELOPMENT_SECRET
+
 from .store import IntakeStore
 
-DEVELOPMENT_SECRET = "expediente-upload-tickets-dev"
 WINDOW = timedelta(hours=1)
 DEFAULTS = {"UPLOAD_TICKET_TTL_SECONDS": 3600, "UPLOAD_TICKET_PHOTOS": 5,
             "UPLOAD_TICKETS_PER_HOUR": 30, "PHOTO_UPLOADS_PER_HOUR": 60,

@@ -26,6 +26,7 @@ DEVELOPMENT = "development"
 DEVELOPMENT_SECRET = "expediente-development-secret-change-me"  # JWT_SECRET
 CHATBOT_DEVELOPMENT_SECRET = "expediente-chatbot-dev"
 OPEN311_DEMO_KEY = "expediente-demo-key"
+UPLOAD_TICKET_DEVELOPMENT_SECRET = "expediente-upload-tickets-dev"  # intake's photo tickets
 # What an example file or a tutorial says to replace, refused in every setting below.
 PLACEHOLDERS = ("change-me", "changeme", "change_me", "secret", "password")
 
@@ -98,6 +99,7 @@ SECRETS: tuple[Secret, ...] = (
            why_required="this service would sign its own system token with the local key"),
     Secret("CHATBOT_SECRET", (CHATBOT_DEVELOPMENT_SECRET,), min_length=32),
     Secret("OPEN311_API_KEYS", (OPEN311_DEMO_KEY,), min_length=16, values=_api_keys, part="key"),
+    Secret("UPLOAD_TICKET_SECRET", (UPLOAD_TICKET_DEVELOPMENT_SECRET,), min_length=32),
     Secret("AMQP_URI", ("guest",), values=_uri_password, part="password", required=True,
            why_required="the service has no broker to reach"),
     Secret("POSTGRES_PASSWORD"),

@@ -19,7 +19,8 @@ from tests.support import ROOT, free_port, wait_for
 pytestmark = pytest.mark.e2e
 
 STRONG = {"JWT_SECRET": secrets.token_hex(32), "CHATBOT_SECRET": secrets.token_hex(32),
-          "OPEN311_API_KEYS": f"city:{secrets.token_hex(16)}", "SERVICE_TOKEN": "a-token-from-sso"}
+          "OPEN311_API_KEYS": f"city:{secrets.token_hex(16)}", "SERVICE_TOKEN": "a-token-from-sso",
+          "UPLOAD_TICKET_SECRET": secrets.token_hex(32)}
 
 
 def environment(service: str, workdir: Path, **settings: str) -> dict[str, str]:

@@ -35,6 +35,7 @@ PRODUCTION = {
     "JWT_SECRET": DEVELOPMENT_SECRET,  # the shipped default, unused: no HS* algorithm accepted
     "SERVICE_TOKEN": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzZXJ2aWNlOmludGFrZSJ9.c2lnbmF0dXJl",
     "CHATBOT_SECRET": STRONG,
+    "UPLOAD_TICKET_SECRET": "9b1e4c7a2d5f8e0b3a6c9d2e5f8a1b4c",
     "OPEN311_API_KEYS": "fixmystreet:7c2e91b4d0a85f36,seeclickfix:e4b07a9d1c3f2865",
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
 }
@@ -49,6 +50,8 @@ UNSAFE = {
     "the development chatbot secret": ({"CHATBOT_SECRET": "expediente-chatbot-dev"},
                                        "CHATBOT_SECRET"),
     "a short chatbot secret": ({"CHATBOT_SECRET": "whatsapp-2026"}, "CHATBOT_SECRET"),
+    "the development upload-ticket secret": (
+        {"UPLOAD_TICKET_SECRET": "expediente-upload-tickets-dev"}, "UPLOAD_TICKET_SECRET"),
     "the Open311 demo key": ({"OPEN311_API_KEYS": "city:7c2e91b4d0a85f36,demo:expediente-demo-key"},
                              "OPEN311_API_KEYS"),
     "a short Open311 key": ({"OPEN311_API_KEYS": "fixmystreet:k2"}, "OPEN311_API_KEYS"),
@@ -139,7 +142,8 @@ def test_each_service_refuses_its_shipped_configuration(service_cls, production)
     assert message.startswith(f"{service_cls.name} will not start")
     expected = {"JWT_SECRET", "AMQP_URI"}
     if service_cls is IntakeService:  # it calls tracking, and has the citizens' doors
-        expected |= {"SERVICE_TOKEN", "CHATBOT_SECRET", "OPEN311_API_KEYS"}
+        expected |= {"SERVICE_TOKEN", "CHATBOT_SECRET", "OPEN311_API_KEYS",
+                     "UPLOAD_TICKET_SECRET"}
     named = {setting.split()[0] for setting in message.split(": ", 1)[1].split("; ")}
     assert named == expected
 
