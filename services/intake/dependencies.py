@@ -18,6 +18,7 @@ from shared.chassis.sqlstore import SqlStore
 from shared.chassis.transient import until_ready
 from shared.contracts import contacts
 
+from . import schemas
 from .application import IntakeApplication
 from .catalog import ServiceDefinition
 from .store import IntakeStore
@@ -73,6 +74,7 @@ class IntakeRuntime(DependencyProvider):
 
     def setup(self) -> None:
         config = self.container.config
+        schemas.configure(config)
         # PostgreSQL or RabbitMQ down, restarting or busy: wait (logging), never exit.
         env = app_env(config)
         wait_for_database(env, "intake", "intake: the database")

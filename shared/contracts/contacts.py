@@ -11,6 +11,8 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from .fields import Line, one_of, pattern
+
 EXCHANGE = "expediente.private"
 ROUTING_KEY = "subscription.requested"
 QUEUE = "notifications.subscriptions"
@@ -18,21 +20,23 @@ CHANNELS = ("email", "sms", "whatsapp")
 
 
 class ContactSchema(Schema):
-    first_name = fields.String(validate=validate.Length(max=100), load_default=None)
-    last_name = fields.String(validate=validate.Length(max=100), load_default=None)
-    email = fields.Email(validate=validate.Length(max=254), load_default=None)
-    phone = fields.String(validate=validate.Regexp(
+    first_name = Line(100, load_default=None)
+    last_name = Line(100, load_default=None)
+    email = Line(254, validate=validate.Email(error="an email address, e.g. ana@example.com"),
+                 load_default=None)
+    phone = Line(25, validate=pattern(
         r"^\+?[0-9][0-9 \-]{6,19}$", error="a phone number, e.g. +52 442 123 4567"),
         load_default=None)
-    notify_by = fields.List(fields.String(validate=validate.OneOf(CHANNELS)), load_default=list)
+    notify_by = fields.List(one_of(CHANNELS), validate=validate.Length(max=len(CHANNELS)),
+                            load_default=list)
 
 
 class SubscriptionRequestSchema(Schema):
     """The message body on QUEUE."""
 
-    folio = fields.String(required=True)
-    access_token = fields.String(load_default=None)  # for the private link in messages
-    channel = fields.String(required=True)           # where the citizen reported from
+    folio = Line(40, required=True)
+    access_token = Line(200, load_default=None)  # for the private link in messages
+    channel = Line(32, required=True)            # where the citizen reported from
     contact = fields.Nested(ContactSchema, required=True)
     requested_at = fields.AwareDateTime(required=True)
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 
 import pytest
 import requests
@@ -205,8 +203,6 @@ def test_an_uploaded_photo_is_known_and_belongs_to_the_report_that_uses_it(stack
                     for n in (1, 2))
     folio = post_app(stack, {**POTHOLE, "media_urls": [used]}).json()["folio"]
 
-    path = stack.workdir / "intake.sqlite"
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-        owners = dict(db.execute("SELECT name, folio FROM intake_photos").fetchall())
+    owners = dict(stack.query("intake", "SELECT name, folio FROM intake_photos"))
     assert owners[used.rsplit("/", 1)[1]] == folio
     assert owners[unused.rsplit("/", 1)[1]] is None  # swept after PHOTO_ORPHAN_HOURS

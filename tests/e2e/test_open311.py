@@ -61,7 +61,7 @@ def reported(stack) -> dict:
             f"&email={quote(ANA['email'])}&device_id=tt222111&account_id=123456"
             f"&first_name={quote(ANA['first_name'])}&last_name={quote(ANA['last_name'])}"
             f"&phone={quote(ANA['phone'])}&description=Un+bache+grande+se+come+la+calle"
-            "&media_url=http%3A%2F%2Ffotos.example%2F2212426634.jpg"
+            "&media_url=https%3A%2F%2Ffotos.example%2F2212426634.jpg"
             "&attribute[tamano]=grande&attribute[carril]=cruce")
     response = requests.post(url(stack, "requests.json"), data=body.encode(), timeout=30,
                              headers={"Content-Type": "application/x-www-form-urlencoded; "
@@ -208,7 +208,7 @@ def test_a_request_by_id(stack, reported, fmt):
         assert request["service_code"] == "bache" and request["agency_responsible"]
         assert request["address"] == "Av. Zaragoza 10, Centro"
         assert request["lat"] == pytest.approx(20.5931) and request["long"] == -100.392
-        assert request["media_url"] == "http://fotos.example/2212426634.jpg"
+        assert request["media_url"] == "https://fotos.example/2212426634.jpg"
         assert request["description"] == "Un bache grande se come la calle"
         for field in ("requested_datetime", "updated_datetime", "expected_datetime"):
             assert datetime.fromisoformat(request[field]).tzinfo is not None

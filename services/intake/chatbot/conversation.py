@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from shared.contracts.fields import media_url_problem
+
 from ..catalog import Question, ServiceDefinition
+from ..schemas import TRUSTED_MEDIA
 from . import text as words
 
 CATEGORY, LOCATION, DUPLICATE, QUESTION = "categoria", "ubicacion", "duplicado", "pregunta"
 DESCRIPTION, PHOTO, CONFIRM, DONE = "descripcion", "foto", "confirmar", "hecho"
 MAX_PHOTOS = 5
+BAD_PHOTO_LINK = "No puedo usar ese enlace como foto: envía la foto misma o un enlace https://."
 SEEN = 20  # message ids remembered per sender, so that a provider's retry changes nothing
 
 
@@ -203,7 +207,9 @@ def _on_description(state: State, message: Inbound, catalog: list[ServiceDefinit
 def _on_photo(state: State, message: Inbound, catalog: list[ServiceDefinition],
               kept: bool) -> Answer:
     link = words.url(message.text)
-    if link and link not in state["media_urls"]:
+    if link and media_url_problem(link, TRUSTED_MEDIA):  # tracking takes https or our own media
+        return state, [BAD_PHOTO_LINK, "Envía la foto o responde 'omitir'."], None
+    if link and link not in state["media_urls"] and len(state["media_urls"]) < MAX_PHOTOS:
         state = {**state, "media_urls": state["media_urls"] + [link]}
     if state["media_urls"] or words.is_skip(message.text):
         state, texts = _go(state, CONFIRM, catalog)

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared.chassis.auth import Unauthenticated
 from shared.chassis.http import http
+from shared.contracts.fields import Line, MediaUrl, Text, finite, pattern
 
 from ..app_api import body
 from ..application import (
@@ -30,6 +31,7 @@ from ..application import (
 )
 from ..catalog import CatalogError, ServiceDefinition
 from ..errors import http_errors, json_response
+from ..schemas import TRUSTED_MEDIA
 from ..store import ConversationChanged
 from . import conversation as chatbot
 
@@ -41,20 +43,20 @@ PHONE = re.compile(r"^\+?[0-9][0-9 \-]{6,19}$")
 
 
 class PointSchema(Schema):
-    lat = fields.Float(required=True, validate=validate.Range(-90, 90), allow_nan=False)
-    long = fields.Float(required=True, validate=validate.Range(-180, 180), allow_nan=False)
+    lat = finite(required=True, validate=validate.Range(-90, 90))
+    long = finite(required=True, validate=validate.Range(-180, 180))
 
 
 class WebhookSchema(Schema):
-    """One inbound message (unknown fields are refused)."""
+    """One inbound message (unknown fields are refused): the citizen's text is checked like
+    any free text (no control characters), the sender and message ids are single lines."""
 
-    sender = fields.String(required=True, validate=validate.Regexp(
+    sender = Line(100, required=True, validate=pattern(
         r"^[A-Za-z0-9_.:+@\-]{3,100}$", error="the provider's sender id, e.g. whatsapp:+52442…"))
-    text = fields.String(load_default="", validate=validate.Length(max=2000))
+    text = Text(2000, load_default="")
     location = fields.Nested(PointSchema, load_default=None)
-    media_url = fields.Url(require_tld=False, schemes={"http", "https"}, load_default=None,
-                           validate=validate.Length(max=2000))
-    message_id = fields.String(load_default=None, validate=validate.Length(1, 200))
+    media_url = MediaUrl(TRUSTED_MEDIA, load_default=None)
+    message_id = Line(200, min_length=1, load_default=None)
 
 
 WEBHOOK = WebhookSchema()

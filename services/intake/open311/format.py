@@ -9,13 +9,15 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from marshmallow import ValidationError, validate
+from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
 from shared.contracts.contacts import ContactSchema
+from shared.contracts.fields import FIRST_YEAR, LAST_YEAR, media_url_problem, text_problem
 
 from ..application import Submission
 from ..catalog import CatalogError, ServiceDefinition
+from ..schemas import TRUSTED_MEDIA, answers
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}
@@ -32,8 +34,12 @@ DEFAULT_PAGE_SIZE = 50               # a page a client renders; more with page_s
 ATTRIBUTE_KEY = re.compile(r"^attribute\[([^\[\]]+)\](\[\])?$")
 CONTACT_FIELDS = ("first_name", "last_name", "email", "phone")
 XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-MEDIA_URL = validate.URL(relative=False, require_tld=False, schemes={"http", "https"})
 CONTACT = ContactSchema()
+ANSWERS = answers()
+# Values that may span lines; every other argument is a single line (codes, ids, names, dates).
+MULTILINE = ("description", "address_string")
+MAX_ARGUMENTS = 200  # arguments in one form or query (a category asks far fewer questions)
+MAX_NAME = 100       # an argument's name: attribute[CODE][] with a code of up to 64
 DATE_HINT = "a W3C date and time with its time zone, e.g. 2026-01-31T08:00:00-06:00"
 
 
@@ -53,9 +59,40 @@ class Open311Error(Exception):
 
 
 def form_value(form: Mapping[str, str], name: str) -> str | None:
-    """An optional argument: empty counts as not given, as the spec says."""
+    """An optional argument: empty counts as not given, as the spec says; one that is not clean
+    text (a control character, a line break where one line is expected) is a 400."""
     value = form.get(name)
+    problem = value and argument_problem(name, value)
+    if problem:
+        raise Open311Error(400, problem)
     return value.strip() if value and value.strip() else None
+
+
+def argument_problem(name: str, value: str) -> str | None:
+    """'name: what is wrong' with one argument of a form or query, or None."""
+    single_line = name not in MULTILINE and not name.startswith("attribute")
+    problem = text_problem(value, single_line)
+    if problem is None and len(value) > MAX_DESCRIPTION:
+        problem = f"at most {MAX_DESCRIPTION:,} characters"
+    return problem and f"{name}: {problem}"
+
+
+def check_arguments(form: Mapping[str, str]) -> None:
+    """Every argument's name and value clean text within bounds, or one 400 naming each."""
+    pairs = list(form.items(multi=True) if isinstance(form, MultiDict) else form.items())
+    if len(pairs) > MAX_ARGUMENTS:
+        raise Open311Error(400, f"at most {MAX_ARGUMENTS} arguments")
+    problems = []
+    for name, value in pairs:
+        bad_name = text_problem(name, single_line=True) or (
+            len(name) > MAX_NAME and f"at most {MAX_NAME} characters")
+        if bad_name:
+            problems.append(f"an argument's name: {bad_name}")
+        else:
+            problems.append(argument_problem(name, value))
+    problems = list(dict.fromkeys(p for p in problems if p))
+    if problems:
+        raise Open311Error(400, *problems)
 
 
 def parse_attributes(form: MultiDict[str, str]) -> dict[str, str | list[str]]:
@@ -79,21 +116,26 @@ def parse_attributes(form: MultiDict[str, str]) -> dict[str, str | list[str]]:
 
 def submission_from_form(form: MultiDict[str, str], definition: ServiceDefinition) -> Submission:
     """A POST's form as a Submission, or one 400 that lists every problem at once."""
+    check_arguments(form)
     errors: list[str] = []
     location = _location(form, errors)
     description = form_value(form, "description")
     if description is not None and len(description) > MAX_DESCRIPTION:
         errors.append(f"description: at most {MAX_DESCRIPTION:,} characters")
     media_url = form_value(form, "media_url")
-    if media_url is not None and (len(media_url) > 2000 or not _is_url(media_url)):
-        errors.append("media_url: an http(s) URL of at most 2,000 characters")
+    problem = media_url and media_url_problem(media_url, TRUSTED_MEDIA)
+    if problem:
+        errors.append(f"media_url: {problem}")
     contact = _contact(form, errors)
     answers: dict[str, Any] = {}
     try:
         answers = parse_attributes(form)
+        ANSWERS.deserialize(answers)
         definition.check_answers(answers)
     except Open311Error as error:
         errors.extend(error.descriptions)
+    except ValidationError as error:
+        errors.extend(describe({"attributes": error.messages}))
     except CatalogError as error:
         errors.extend(describe(error.errors))
     if errors:
@@ -131,13 +173,6 @@ def _location(form: Mapping[str, str], errors: list[str]) -> dict[str, Any]:
     return location
 
 
-def _is_url(text: str) -> bool:
-    try:
-        return bool(MEDIA_URL(text))
-    except ValidationError:
-        return False
-
-
 def _contact(form: Mapping[str, str], errors: list[str]) -> dict[str, Any] | None:
     """Who reported, for notifications only (device_id and account_id are not kept)."""
     given = {name: form_value(form, name) for name in CONTACT_FIELDS}
@@ -168,6 +203,8 @@ def parse_datetime(name: str, value: str) -> datetime:
         raise Open311Error(400, f"{name}: {DATE_HINT}") from None
     if moment.tzinfo is None or "T" not in text.upper():
         raise Open311Error(400, f"{name}: {DATE_HINT}")
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        raise Open311Error(400, f"{name}: a date between the years {FIRST_YEAR} and {LAST_YEAR}")
     return moment
 
 
@@ -191,6 +228,7 @@ def request_window(start: str | None, end: str | None, now: datetime) -> tuple[d
 
 def request_filters(args: Mapping[str, str], now: datetime) -> dict[str, Any]:
     """GET requests' query as tracking's open311_requests filters."""
+    check_arguments(args)
     ids = _list(args.get("service_request_id"))
     if ids:  # "This overrides all other arguments."
         if len(ids) > MAX_PAGE_SIZE:
@@ -215,6 +253,7 @@ def update_filters(args: Mapping[str, str], now: datetime
                    ) -> tuple[dict[str, Any], datetime | None]:
     """servicerequestupdates' query: tracking's open311_updates filters, and the end_date (tracking
     takes none, so it is applied here). Without a start_date: the last day."""
+    check_arguments(args)
     end_text, start_text = form_value(args, "end_date"), form_value(args, "start_date")
     end = parse_datetime("end_date", end_text) if end_text else None
     start = (parse_datetime("start_date", start_text) if start_text
@@ -244,6 +283,7 @@ def _list(value: str | None) -> list[str]:
 
 def _whole(args: Mapping[str, str], name: str, default: int, maximum: int) -> int:
     text = form_value(args, name) or str(default)
-    if not text.isdigit() or not 1 <= int(text) <= maximum:
+    whole = text.isascii() and text.isdigit() and len(text) <= 12
+    if not whole or not 1 <= int(text) <= maximum:
         raise Open311Error(400, f"{name}: a whole number from 1 to {maximum}")
     return int(text)

@@ -11,6 +11,7 @@ from marshmallow import ValidationError
 from werkzeug.datastructures import MultiDict
 
 from shared.contracts.contacts import has_contact
+from shared.contracts.fields import text_problem
 
 from .. import schemas
 from ..catalog import CatalogError, ServiceDefinition
@@ -36,6 +37,13 @@ FIELD_MESSAGES = {
     "last_name": "Los apellidos pueden tener hasta 100 caracteres.",
     "notify_by": "Elige cómo avisarte: correo, SMS o WhatsApp.",
     "photo": "La foto no es válida; vuelve a adjuntarla.",
+}
+# Values that may span lines (every other one is a single line), and what a text that is not
+# clean gets instead of its field's message.
+MULTILINE = ("description", "address")
+TEXT_MESSAGES = {
+    "characters": "Quita los caracteres invisibles o de control que tiene este dato.",
+    "line": "Escribe este dato en una sola línea.",
 }
 ANSWER_MESSAGES = {
     "singlevaluelist": "Elige una de las opciones.",
@@ -73,7 +81,8 @@ def read_report(form: MultiDict, definition: ServiceDefinition, zone: ZoneInfo) 
     return {
         "service_code": definition.code, "description": text("description") or "",
         "location": {key: text(key) for key in ("lat", "long", "address")},
-        "answers": answers, "media_urls": [],
+        # A photo kept from an earlier step is checked like any URL a client gives.
+        "answers": answers, "media_urls": [text(key) for key in ("photo_url",) if text(key)],
         "contact": contact if any(contact.values()) else None,
     }
 
@@ -90,13 +99,16 @@ def with_zone(value: str, zone: ZoneInfo) -> str:
 def check_report(data: dict[str, Any], definition: ServiceDefinition
                  ) -> tuple[dict[str, Any], dict[str, str]]:
     """(loaded data, {form field: Spanish message}); every problem at once, nothing written."""
-    errors: dict[str, str] = {}
+    answers = {f"attribute[{code}]": value for code, value in data["answers"].items()}
+    errors = text_errors({"description": data["description"], **data["location"],
+                          **(data["contact"] or {}), **answers})
     loaded: dict[str, Any] = {}
     try:
         loaded = REPORT.load(data)
     except ValidationError as error:
         for path in error_paths(error.messages):
             field = path[-1] if path[0] in ("location", "contact") else path[0]
+            field = {"media_urls": "photo", "answers": f"attribute[{path[-1]}]"}.get(field, field)
             errors.setdefault(field, FIELD_MESSAGES.get(field, "Revisa este dato."))
     try:
         definition.check_answers(data["answers"])
@@ -118,6 +130,21 @@ def check_report(data: dict[str, Any], definition: ServiceDefinition
     return loaded, errors
 
 
+def text_errors(values: dict[str, Any]) -> dict[str, str]:
+    """{form field: Spanish message} for each value that is not clean text."""
+    errors = {}
+    for field, value in values.items():
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, str):
+                continue
+            single_line = field not in MULTILINE and not field.startswith("attribute[")
+            if text_problem(item):
+                errors[field] = TEXT_MESSAGES["characters"]
+            elif single_line and text_problem(item, single_line=True):
+                errors[field] = TEXT_MESSAGES["line"]
+    return errors
+
+
 def error_paths(messages: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     """marshmallow's nested messages as paths: {"location": {"lat": [...]}} -> [("location",
     "lat")] (list indexes are dropped: a field is one input here)."""
@@ -134,11 +161,13 @@ def follow_contact(form: MultiDict) -> tuple[dict[str, Any], dict[str, str]]:
     contact: dict[str, Any] = {key: (form.get(key) or "").strip() or None
                                for key in CONTACT_FIELDS}
     contact["notify_by"] = [value for value in form.getlist("notify_by") if value]
+    errors = text_errors(contact)
     try:
         contact = FOLLOW.load({"contact": contact})["contact"]
     except ValidationError as error:
         fields = {path[-1] for path in error_paths(error.messages)}
-        return contact, {f: FIELD_MESSAGES.get(f, "Revisa este dato.") for f in fields}
+        return contact, {**{f: FIELD_MESSAGES.get(f, "Revisa este dato.") for f in fields},
+                         **errors}
     if not has_contact(contact):
         return contact, {"email": "Escribe tu correo o tu teléfono para recibir avisos."}
     return contact, {}
