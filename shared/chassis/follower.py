@@ -36,19 +36,14 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from shared.chassis import parked
+from shared.chassis import parked, positions
 from shared.chassis.esrecorder import Finality, finality_for
+from shared.chassis.positions import PositionMoved
 from shared.chassis.sqlstore import SqlStore, Tx
-from shared.chassis.tables import create_missing
 from shared.chassis.transient import is_transient
 
 log = logging.getLogger(__name__)
 
-POSITIONS_DDL = """CREATE TABLE IF NOT EXISTS follower_positions (
-    name TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at TEXT)"""
-# Positions kept by earlier versions, copied once when follower_positions is made (table: the
-# suffix added to each name; the relay's follower is "<application>.relay").
-LEGACY_POSITIONS = {"outbox_positions": ".relay", "projection_positions": ""}
 POLL_WHILE_WAITING = 0.03  # seconds between position reads of a replica that does not lead
 
 APPLIED = Counter("expediente_follower_events_total", "Notifications a follower applied",
@@ -96,10 +91,6 @@ class Handler:
         """Release what the handler holds (the follower stopped)."""
 
 
-class _PositionMoved(Exception):
-    """Another follower of the same name applied this batch first."""
-
-
 class LogFollower:
     """Follows `app`'s notification log from the position saved under `name`."""
 
@@ -124,10 +115,7 @@ class LogFollower:
         self.stopping = threading.Event()
         self._position: int | None = None  # what we last committed, while we lead
         self._advanced = threading.Event()  # set (and replaced) after each commit
-        create_missing(self.store, {"follower_positions": POSITIONS_DDL,
-                                    "follower_failures": parked.FAILURES_DDL},
-                       look_for=LEGACY_POSITIONS, then=_copy_legacy_positions)
-        self._ensure_position_row()
+        positions.create(self.store, name)
 
     # ---- following -------------------------------------------------------------------------
 
@@ -138,11 +126,11 @@ class LogFollower:
             while True:
                 try:
                     count, more = self._round(batch_size or self.batch_size)
-                except _PositionMoved:
+                except PositionMoved:
                     log.info("follower %s: another follower moved the position; reading again",
                              self.name)
                     self._position = None
-                    self._ensure_position_row()
+                    positions.ensure(self.store, self.name)
                     continue
                 done += count
                 if not more or self.stopping.is_set():
@@ -151,7 +139,7 @@ class LogFollower:
 
     def _round(self, batch_size: int) -> tuple[int, bool]:
         if self._position is None:
-            self._position = self._stored_position()
+            self._position = positions.stored(self.store, self.name)
         position = self._position
         # What was final before the read: a barrier taken meanwhile (by another follower) says
         # nothing of ids this read's snapshot missed because they had not committed yet.
@@ -194,7 +182,7 @@ class LogFollower:
                 self._commit(position, notifications[-1].id, notifications)
                 return
             except Exception as exc:
-                if isinstance(exc, _PositionMoved) or is_transient(exc):
+                if isinstance(exc, PositionMoved) or is_transient(exc):
                     raise
                 log.warning("follower %s: a batch of %d failed (%s); applying them one by one",
                             self.name, len(notifications), parked.error_text(exc))
@@ -202,7 +190,7 @@ class LogFollower:
             try:
                 self._commit(position, notification.id, [notification])
             except Exception as exc:
-                if isinstance(exc, _PositionMoved) or is_transient(exc):
+                if isinstance(exc, PositionMoved) or is_transient(exc):
                     raise
                 self._park(position, notification, exc)
             position = notification.id
@@ -210,7 +198,7 @@ class LogFollower:
     def _commit(self, old: int, new: int, notifications: Sequence[Any]) -> None:
         self.handler.prepare(notifications)
         with self.store.transaction() as tx:
-            self._move(tx, old, new)
+            positions.move(tx, self.name, old, new)
             self.handler.handle(tx, notifications)
         self._moved(new)
         APPLIED.labels(self.name).inc(len(notifications))
@@ -222,20 +210,12 @@ class LogFollower:
             event_type, subject = Handler.describe(self.handler, notification)
         error = parked.error_text(exc)
         with self.store.transaction() as tx:
-            self._move(tx, old, notification.id)
+            positions.move(tx, self.name, old, notification.id)
             parked.park(tx, self.name, notification, event_type, subject, error)
         self._moved(notification.id)
         FAILURES.labels(self.name).inc()
         log.error("follower %s: parked notification %d (%s of %s): %s", self.name,
                   notification.id, event_type, subject, error)
-
-    def _move(self, tx: Tx, old: int, new: int) -> None:
-        # The position row first: a rebuild elsewhere waits here, not after our other writes.
-        moved = tx.execute(
-            "UPDATE follower_positions SET position = %s, updated_at = %s "
-            "WHERE name = %s AND position = %s", (new, parked.now(), self.name, old)).rowcount
-        if moved != 1:
-            raise _PositionMoved
 
     def _moved(self, position: int) -> None:
         self._position = position
@@ -245,25 +225,11 @@ class LogFollower:
     def reset(self, tx: Tx) -> None:
         """Start again from the beginning (a rebuild, holding `lock`): position 0, nothing
         parked (what still fails is parked again)."""
-        tx.execute("UPDATE follower_positions SET position = 0, updated_at = %s WHERE name = %s",
-                   (parked.now(), self.name))
-        tx.execute("DELETE FROM follower_failures WHERE follower = %s", (self.name,))
+        positions.reset(tx, self.name)
+        parked.clear_all(tx, self.name)
         self._position = None
 
     # ---- positions, waiting, lag -------------------------------------------------------------
-
-    def _stored_position(self) -> int:
-        rows, _ = self.store.run("SELECT position FROM follower_positions WHERE name = %s",
-                                 (self.name,))
-        return int(rows[0][0]) if rows else 0
-
-    def _ensure_position_row(self) -> None:
-        # Its own statement, after a look: no lock is held that a running batch may need.
-        if not self.store.run("SELECT 1 FROM follower_positions WHERE name = %s",
-                              (self.name,))[0]:
-            self.store.run("INSERT INTO follower_positions (name, position, updated_at) "
-                           "VALUES (%s, 0, %s) ON CONFLICT (name) DO NOTHING",
-                           (self.name, parked.now()))
 
     def _leads(self) -> bool:
         return self.leading is None or self.leading.is_set()
@@ -271,7 +237,9 @@ class LogFollower:
     def position(self) -> int:
         """The last notification id followed (in memory while this replica leads)."""
         cached = self._position
-        return cached if cached is not None and self._leads() else self._stored_position()
+        if cached is not None and self._leads():
+            return cached
+        return positions.stored(self.store, self.name)
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Return once the follower got to `position` (True) or after `timeout` (False).
@@ -328,9 +296,7 @@ class LogFollower:
                     raise LookupError(f"notification {number} is not in the log")
                 self.handler.prepare(found)
                 with self.store.transaction() as tx:
-                    # Holding the position row: the live follower's batches wait meanwhile.
-                    tx.execute("UPDATE follower_positions SET updated_at = updated_at "
-                               "WHERE name = %s", (self.name,))
+                    positions.hold(tx, self.name)  # the live follower's batches wait meanwhile
                     self.handler.retry(tx, found[0])
                     parked.clear(tx, self.name, number)
             except Exception as exc:
@@ -383,14 +349,3 @@ class LogFollower:
             self.lock.release()
         self.handler.close()
 
-
-def _copy_legacy_positions(tx: Tx, present: set[str]) -> None:
-    """Once, as follower_positions is made: the positions an earlier version kept, so an
-    existing deployment neither replays its whole log nor skips any of it."""
-    if "follower_positions" in present:
-        return
-    for table, suffix in LEGACY_POSITIONS.items():
-        if table in present:
-            tx.execute(f"INSERT INTO follower_positions (name, position, updated_at) "
-                       f"SELECT name || %s, position, %s FROM {table} WHERE 1 = 1 "
-                       "ON CONFLICT (name) DO NOTHING", (suffix, parked.now()))

@@ -85,6 +85,10 @@ def clear(tx: Tx, follower: str, notification_id: int) -> None:
                (follower, notification_id))
 
 
+def clear_all(tx: Tx, follower: str) -> None:
+    tx.execute("DELETE FROM follower_failures WHERE follower = %s", (follower,))
+
+
 def note_error(store: SqlStore, follower: str, notification_id: int, error: str) -> None:
     store.run("UPDATE follower_failures SET error = %s WHERE follower = %s "
               "AND notification_id = %s", (error, follower, notification_id))
