@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta  # noqa: E402
 
 import psycopg  # noqa: E402
 
-from services.tracking.read.projection import COLUMNS, INDEXES, ReportProjector  # noqa: E402
+from services.tracking.read.projection import ReportProjector  # noqa: E402
+from services.tracking.read.rows import COLUMNS, INDEXES  # noqa: E402
 from services.tracking.read.timeline import RESOLUTION_LABELS, iso, to_json  # noqa: E402
 from shared.chassis.sqlstore import SqlStore  # noqa: E402
 
