@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,26 +10,15 @@ from nameko.dependency_providers import Config
 from nameko.timer import timer
 from werkzeug.wrappers import Request, Response
 
-from shared.chassis.http import http
+from shared.chassis.http import http, json_response, read_json
 
 from . import schemas
 from .application import Submission
-from .errors import NotFound, http_errors, json_response
+from .errors import NotFound, http_errors
 
 REPORT = schemas.ReportSchema()
 FOLLOW = schemas.FollowSchema()
 NEARBY = schemas.NearbySchema()
-
-
-def body(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 that says why it is not one."""
-    try:
-        data = json.loads(request.get_data(as_text=True) or "{}")
-    except ValueError:
-        raise ValidationError({"_body": ["the body is not valid JSON"]}) from None
-    if not isinstance(data, dict):
-        raise ValidationError({"_body": ["the body must be a JSON object"]})
-    return data
 
 
 def submission(data: dict[str, Any], channel: str, key: str | None) -> Submission:
@@ -108,7 +96,7 @@ class AppApi:
         """POST /api/v1/reports with `Idempotency-Key: <uuid>` and a ReportSchema body
         -> 201 {"folio": "QRO-2026-000123", "access_token": "...", "status_url": "..."}"""
         key = idempotency_key(request, required=True)
-        data = REPORT.load(body(request))
+        data = REPORT.load(read_json(request))
         receipt = self.intake.submit(submission(data, "app", f"app:{key}"))
         return json_response(receipt, 201)
 
@@ -124,7 +112,7 @@ class AppApi:
     @http_errors
     def api_follow(self, request: Request, folio: str) -> Response:
         """POST /api/v1/reports/QRO-2026-000123/follow {"contact": {"email": "..."}} -> 202"""
-        data = FOLLOW.load(body(request))
+        data = FOLLOW.load(read_json(request))
         if self.intake.tracking.public_report(folio) is None:
             raise NotFound(f"no report has folio {folio}")
         self.intake.follow(folio, data["contact"], "app")

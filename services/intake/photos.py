@@ -20,9 +20,9 @@ from nameko.timer import timer
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
-from shared.chassis.http import http
+from shared.chassis.http import http, json_response
 
-from .errors import http_errors, json_response
+from .errors import http_errors
 from .store import PHOTO_NAME, IntakeStore
 
 log = logging.getLogger(__name__)
@@ -226,6 +226,11 @@ def prune_orphans(photos: PhotoStore, store: IntakeStore, older_than: timedelta)
     return removed
 
 
+def upload_limit(config: dict[str, Any]) -> int:
+    """The largest body a photo door reads: the photo and, if multipart, the form around it."""
+    return int(config.get("PHOTO_MAX_BYTES") or DEFAULT_MAX_BYTES) + FORM_OVERHEAD
+
+
 def read_upload(request: Request, field: str, max_bytes: int) -> bytes:
     """The uploaded bytes (multipart field `field`, or the raw body). A body over the limit is
     refused before it is read, and at most one byte past the limit is ever held in memory."""
@@ -254,7 +259,7 @@ class PhotoEndpoints:
     photos = Photos()
     config = Config()
 
-    @http("POST", "/api/v1/photos")
+    @http("POST", "/api/v1/photos", max_body=upload_limit)
     @http_errors
     def api_upload_photo(self, request: Request) -> Response:
         """POST /api/v1/photos with a raw JPEG/PNG/WebP body (or multipart field `photo`)

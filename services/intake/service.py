@@ -4,13 +4,13 @@ Each door is a mixin in its own module; this class declares the dependencies the
 
 from __future__ import annotations
 
-from werkzeug.wrappers import Request, Response
+from typing import Any
 
 import shared.chassis  # noqa: F401  (must come before anything that loads psycopg)
+from shared.chassis import health
 from shared.chassis.auth import Auth
 from shared.chassis.gctuning import GcTuning
-from shared.chassis.http import http
-from shared.chassis.metrics import RequestMetrics, exposition
+from shared.chassis.metrics import RequestMetrics
 from shared.chassis.secrets import SecretsCheck
 
 # Imported as modules, not classes: `nameko run` takes every class in this module that has
@@ -18,13 +18,12 @@ from shared.chassis.secrets import SecretsCheck
 from . import app_api, staff
 from .chatbot import http as chatbot_http
 from .dependencies import IntakeRuntime
-from .errors import json_response
 from .open311 import http as open311_http
 from .portal import http as portal
 
 
 class IntakeService(open311_http.Open311Api, portal.PortalPages, chatbot_http.ChatbotWebhook,
-                    app_api.AppApi, staff.StaffApi):
+                    app_api.AppApi, staff.StaffApi, health.Health):
     name = "intake"
 
     intake = IntakeRuntime()
@@ -33,20 +32,11 @@ class IntakeService(open311_http.Open311Api, portal.PortalPages, chatbot_http.Ch
     metrics = RequestMetrics()
     secrets_check = SecretsCheck()
 
-    @http("GET", "/healthz")
-    def healthz(self, request: Request) -> Response:
-        return json_response({"status": "ok"})
-
-    @http("GET", "/readyz")
-    def readyz(self, request: Request) -> Response:
-        checks = {"store": True, "catalog": 0}
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """GET /readyz (shared/chassis/health.py): ready while the store answers."""
+        checks: dict[str, Any] = {"store": True, "catalog": 0}
         try:
             checks["catalog"] = len(self.intake.catalog())
         except Exception:
             checks["store"] = False
-        ready = checks["store"]
-        return json_response({"ready": ready, **checks}, 200 if ready else 503)
-
-    @http("GET", "/metrics")
-    def metrics_endpoint(self, request: Request) -> Response:
-        return exposition()
+        return checks["store"], checks

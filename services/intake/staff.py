@@ -6,11 +6,11 @@ from __future__ import annotations
 from marshmallow import ValidationError
 from werkzeug.wrappers import Request, Response
 
-from shared.chassis.http import http
+from shared.chassis.http import http, json_response, read_json
 
 from . import schemas
-from .app_api import body, idempotency_key, service_json, submission
-from .errors import NotFound, http_errors, json_response
+from .app_api import idempotency_key, service_json, submission
+from .errors import NotFound, http_errors
 
 STAFF_REPORT = schemas.StaffReportSchema()
 MARK_DUPLICATE = schemas.MarkDuplicateSchema()
@@ -27,7 +27,7 @@ class StaffApi:
         """POST /staff/reports {"channel": "phone_070", "service_code": "bache", ...,
         "contact": {"phone": "+52 442 123 4567"}} -> 201 receipt (read the folio to the caller)"""
         self.auth.require(*STAFF_ROLES)
-        data = STAFF_REPORT.load(body(request))
+        data = STAFF_REPORT.load(read_json(request))
         channel = data.pop("channel")
         key = idempotency_key(request, required=False)
         receipt = self.intake.submit(submission(data, channel, key and f"staff:{key}"),
@@ -50,7 +50,7 @@ class StaffApi:
     def staff_mark_duplicate(self, request: Request, folio: str) -> Response:
         """POST /staff/reports/QRO-2026-000124/mark_duplicate {"duplicate_of": "QRO-2026-000123"}"""
         self.auth.require(*STAFF_ROLES)
-        data = MARK_DUPLICATE.load(body(request))
+        data = MARK_DUPLICATE.load(read_json(request))
         state = self.intake.tracking.remote.call(
             "run_command", "mark_duplicate", folio, data,
             on_behalf_of=request.headers["Authorization"])
@@ -61,7 +61,7 @@ class StaffApi:
     def staff_put_service(self, request: Request, code: str) -> Response:
         """An admin adds or edits a catalog service: PUT /staff/services/bache {definition}"""
         self.auth.require("admin")
-        data = body(request)
+        data = read_json(request)
         if data.setdefault("code", code) != code:
             raise ValidationError({"code": ["the body's code differs from the URL's"]})
         return json_response(service_json(self.intake.save_service(data)))

@@ -1,61 +1,44 @@
-"""Maps errors to answers in one place: 400 with field messages, 401/403, 404, 409."""
+"""Tracking's errors as wire codes, in one table for its RPC replies and its HTTP answers."""
 
 from __future__ import annotations
 
-import functools
-import json
-import logging
-from collections.abc import Callable
-from typing import Any
-
 from eventsourcing.persistence import RecordConflictError
-from marshmallow import ValidationError
-from werkzeug.wrappers import Response
 
-from shared.chassis.auth import AuthError
+from shared.chassis.errortable import BASE
+from shared.chassis.http import json_errors
+from shared.contracts.errors import WireError
 
 from .domainmodel import DomainError
 from .write.application import ReportNotFound
 
-log = logging.getLogger(__name__)
 
-RPC_EXPECTED = (ValidationError, DomainError, ReportNotFound, AuthError, PermissionError,
-                KeyError, RecordConflictError)
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False, default=str), status=status,
-                    headers=headers, mimetype="application/json")
+def domain_error(exc: DomainError) -> WireError:
+    """The lifecycle's refusal, with the domain's own code (`report_closed`, …)."""
+    return WireError(exc.code, str(exc) or None, {"report": [str(exc) or exc.code]})
 
 
-def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
-    if isinstance(exc, ValidationError):
-        messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-        return 400, {"errors": messages}
-    if isinstance(exc, AuthError):
-        return exc.status, {"errors": {"authorization": [str(exc)]}}
-    if isinstance(exc, PermissionError):
-        return 403, {"errors": {"access_token": [str(exc) or "forbidden"]}}
-    if isinstance(exc, ReportNotFound):
-        return 404, {"errors": {"folio": [f"no report has folio {exc.args[0]}"]}}
-    if isinstance(exc, DomainError):
-        return 409, {"errors": {"report": [str(exc)]}, "code": exc.code}
-    if isinstance(exc, RecordConflictError):
-        return 409, {"errors": {"report": ["the report changed meanwhile; try again"]}}
-    raise exc
+def report_not_found(exc: ReportNotFound) -> WireError:
+    message = f"no report has folio {exc.args[0]}" if exc.args else "no such report"
+    return WireError("not_found", message, {"folio": [message]})
 
 
-def http_errors(handler: Callable[..., Response]) -> Callable[..., Response]:
-    """Wrap an HTTP entrypoint so that a known error becomes its status code, never a 500."""
+def wrong_access_token(exc: PermissionError) -> WireError:
+    message = str(exc) or "the access token does not open this report"
+    return WireError("forbidden", message, {"access_token": [message]})
 
-    @functools.wraps(handler)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        try:
-            return handler(*args, **kwargs)
-        except Exception as exc:
-            status, body = error_body(exc)
-            if status == 401:
-                return json_response(body, status, {"WWW-Authenticate": "Bearer"})
-            return json_response(body, status)
 
-    return wrapper
+def unknown_command(exc: KeyError) -> WireError:
+    """run_command's "unknown command 'x'"; any other KeyError's key is not for the caller."""
+    said = exc.args[0] if exc.args else None
+    message = said if isinstance(said, str) and said.startswith("unknown ") else "not found"
+    return WireError("not_found", message, {"command": [message]})
+
+
+ERRORS = BASE.extend({
+    DomainError: domain_error,
+    ReportNotFound: report_not_found,
+    RecordConflictError: "version_conflict",
+    PermissionError: wrong_access_token,
+    KeyError: unknown_command,
+})
+http_errors = json_errors(ERRORS)

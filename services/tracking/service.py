@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from prometheus_client import Gauge
 from werkzeug.wrappers import Request, Response
 
 import shared.chassis  # noqa: F401  (must come before anything that loads psycopg)
+from shared.chassis import health  # a module: `nameko run` would take a class for a service
 from shared.chassis.auth import Auth
 from shared.chassis.gctuning import GcTuning
-from shared.chassis.http import http
-from shared.chassis.metrics import RequestMetrics, exposition
+from shared.chassis.http import http, json_response, read_json, static_file
+from shared.chassis.metrics import RequestMetrics
 from shared.chassis.rpc import rpc
 from shared.chassis.secrets import SecretsCheck
 
 from . import access, schemas
 from .dependencies import TrackingRuntime
-from .errors import RPC_EXPECTED, http_errors, json_response
+from .errors import ERRORS, http_errors
 from .read.pages import render_lookup, render_status
 from .read.projection import ReportProjector
 from .write import commands
@@ -30,9 +32,10 @@ SEARCH = schemas.SearchSchema()
 REPORT_EVENTS = schemas.ReportEventsSchema()
 OPEN311_REQUESTS = schemas.Open311RequestsSchema()
 OPEN311_UPDATES = schemas.Open311UpdatesSchema()
+STATIC = Path(__file__).with_name("read") / "static"
 
 
-class TrackingService:
+class TrackingService(health.Health):
     name = "tracking"
 
     tracking = TrackingRuntime()
@@ -43,7 +46,7 @@ class TrackingService:
 
     # ---- RPC: commands -------------------------------------------------------------------------
 
-    @rpc(expected_exceptions=RPC_EXPECTED)
+    @rpc(errors=ERRORS)
     def open_report(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Open a report and return its folio and the citizen's access token.
 
@@ -65,14 +68,14 @@ class TrackingService:
             "version": opened.version,
         }
 
-    @rpc(expected_exceptions=RPC_EXPECTED)
+    @rpc(errors=ERRORS)
     def run_command(self, name: str, folio: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Run one staff command (`assign`, `arrive`, `close_report`…) on a report."""
         if name not in commands.COMMANDS:
             raise KeyError(f"unknown command {name!r}; known: {', '.join(commands.COMMANDS)}")
         return commands.state(commands.execute(self.tracking.app, self.auth, name, folio, payload))
 
-    @rpc(expected_exceptions=RPC_EXPECTED)
+    @rpc(errors=ERRORS)
     def citizen_feedback(self, folio: str, verdict: str, payload: dict[str, Any]) -> dict:
         """The citizen says whether it was really fixed (`confirm` or `dispute`)."""
         data = CITIZEN_FEEDBACK.load(payload or {})
@@ -82,12 +85,12 @@ class TrackingService:
 
     # ---- RPC: queries --------------------------------------------------------------------------
 
-    @rpc(expected_exceptions=RPC_EXPECTED)
+    @rpc(errors=ERRORS)
     def get_report(self, folio: str, access_token: str | None = None) -> dict[str, Any] | None:
         """The citizen's view; with the access token, the private view."""
         return self._view(folio, access_token, staff=False)
 
-    @rpc(expected_exceptions=RPC_EXPECTED)
+    @rpc(errors=ERRORS)
     def get_report_staff(self, folio: str) -> dict[str, Any] | None:
         """Everything about a report, internal notes and actors included (staff, within their
         department; a crew reads its own jobs without the internal notes: docs/access.md)."""
@@ -95,14 +98,14 @@ class TrackingService:
         view = self.tracking.fresh_views().staff_view(folio)
         return None if view is None else access.staff_view_for(principal, view)
 
-    @rpc(expected_exceptions=RPC_EXPECTED)
+    @rpc(errors=ERRORS)
     def search_reports(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         """Summary rows (staff; a department's token its department, a crew its own jobs)."""
         principal = self.auth.require(*access.SEARCH_ROLES)
         filters = access.search_filters(principal, SEARCH.load(filters or {}))
         return self.tracking.projector.search(**filters)
 
-    @rpc(expected_exceptions=RPC_EXPECTED)
+    @rpc(errors=ERRORS)
     def open311_requests(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         """Public data of the reports that match (Open311 GET requests; no auth, no personal
         data). Example filters: {"service_code": "bache,luminaria", "status": "open",
@@ -110,14 +113,14 @@ class TrackingService:
         data = OPEN311_REQUESTS.load(filters or {})
         return self._caught_up().open311_requests(**data)
 
-    @rpc(expected_exceptions=RPC_EXPECTED)
+    @rpc(errors=ERRORS)
     def open311_updates(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
         """Public timeline entries after `since`, oldest first (Open311 servicerequestupdates;
         no auth). Example filters: {"since": "2026-03-01T12:00:00Z", "limit": 100}"""
         data = OPEN311_UPDATES.load(filters or {})
         return self._caught_up().open311_updates(**data)
 
-    @rpc(expected_exceptions=RPC_EXPECTED)
+    @rpc(errors=ERRORS)
     def report_events(self, folio: str, after_version: int = 0) -> list[dict[str, Any]]:
         """The report's events after `after_version`, oldest first, as the CloudEvents (dicts)
         the relay publishes: a consumer that sees a gap fetches what it missed (staff and
@@ -134,17 +137,17 @@ class TrackingService:
     @http_errors
     def http_open_report(self, request: Request) -> Response:
         """POST /reports {"service_code": "bache", ..., "channel": "window"} -> 201 {folio, ...}"""
-        return json_response(self.open_report(_json(request)), 201)
+        return json_response(self.open_report(read_json(request)), 201)
 
     @http("POST", "/reports/<string:folio>/<string:name>")
     @http_errors
     def http_command(self, request: Request, folio: str, name: str) -> Response:
         """POST /reports/QRO-2026-000123/assign {"crew_id": "C-07"} -> 200 {step, version, ...}"""
         if name in ("confirm", "dispute"):
-            return json_response(self.citizen_feedback(folio, name, _json(request)))
+            return json_response(self.citizen_feedback(folio, name, read_json(request)))
         if name not in commands.COMMANDS:
-            return json_response({"errors": {"command": [f"unknown command {name!r}"]}}, 404)
-        state = commands.execute(self.tracking.app, self.auth, name, folio, _json(request))
+            raise KeyError(f"unknown command {name!r}")
+        state = commands.execute(self.tracking.app, self.auth, name, folio, read_json(request))
         return json_response(commands.state(state))
 
     @http("GET", "/reports/<string:folio>/events")
@@ -173,33 +176,35 @@ class TrackingService:
         filters = access.search_filters(principal, SEARCH.load(request.args.to_dict()))
         return json_response({"reports": self.tracking.projector.search(**filters)})
 
-    @http("GET", "/")
+    @http("GET", "/", html=True)
     def http_home(self, request: Request) -> Response:
-        return Response(render_lookup(request.args.get("folio")), mimetype="text/html")
+        """The lookup form; GET /?folio=QRO-2026-000123 (the form sent) goes to its page."""
+        folio = (request.args.get("folio") or "").strip()
+        if folio:
+            return Response(status=303, headers={"Location": f"/seguimiento/{quote(folio, '')}"})
+        return Response(render_lookup(None), mimetype="text/html")
 
-    @http("GET", "/seguimiento/<string:folio>")
+    @http("GET", "/static/<string:name>")
+    def http_static(self, request: Request, name: str) -> Response:
+        """The pages' stylesheet, e.g. GET /static/status.css."""
+        return static_file(STATIC, name)
+
+    @http("GET", "/seguimiento/<string:folio>", html=True)
     def http_status_page(self, request: Request, folio: str) -> Response:
         """The citizen's status page (HTML, Spanish)."""
         view = self._view(folio, None, staff=False)
         status = 200 if view else 404
         return Response(render_status(folio, view), status=status, mimetype="text/html")
 
-    @http("GET", "/healthz")
-    def healthz(self, request: Request) -> Response:
-        return json_response({"status": "ok"})
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """GET /readyz (shared/chassis/health.py): ready while the store answers and neither the
+        views nor the relay lag beyond READY_MAX_LAG_EVENTS / _SECONDS (both lags shown)."""
+        return self.tracking.runtime.readiness()
 
-    @http("GET", "/readyz")
-    def readyz(self, request: Request) -> Response:
-        """Ready while the store answers and neither the views nor the relay lag beyond
-        READY_MAX_LAG_EVENTS / _SECONDS (both lags shown)."""
-        ready, checks = self.tracking.runtime.readiness()
-        return json_response({"ready": ready, **checks}, 200 if ready else 503)
-
-    @http("GET", "/metrics")
-    def metrics_endpoint(self, request: Request) -> Response:
+    def refresh_metrics(self) -> None:
+        """Before GET /metrics (shared/chassis/health.py) answers."""
         EVENTS_STORED.labels(self.name).set(self.tracking.app.recorder.max_notification_id() or 0)
         self.tracking.runtime.refresh_gauges()  # the followers' lags
-        return exposition()
 
     def _caught_up(self) -> ReportProjector:
         """The projector, once it holds what was saved a moment ago (read your own writes); it
@@ -212,19 +217,6 @@ class TrackingService:
         projector = self.tracking.fresh_views()  # a command may have landed a moment ago
         read = projector.private_view if access_token else projector.public_view
         return read(folio)
-
-
-def _json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400 that says why it is not one."""
-    from marshmallow import ValidationError
-
-    try:
-        body = json.loads(request.get_data(as_text=True) or "{}")
-    except ValueError:
-        raise ValidationError({"_body": ["the body is not valid JSON"]}) from None
-    if not isinstance(body, dict):
-        raise ValidationError({"_body": ["the body must be a JSON object"]})
-    return body
 
 
 def _found(view: dict[str, Any] | None, folio: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
@@ -53,14 +54,23 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY = 64 * 1024  # a JSON or form body; photo doors pass their own
 READ_CHUNK = 64 * 1024
 SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
 MaxBody = int | Callable[[dict[str, Any]], int]  # bytes, or read from the configuration
 
 
-def content_security_policy(img_sources: str) -> str:
-    """Pages load only their own styles and scripts (no inline code), photos from `'self'`,
-    https and the configured origins, and may not be framed."""
+def content_security_policy(trusted_media: str = "") -> str:
+    """Pages load only their own styles and scripts (no inline code) and may not be framed.
+    Photos come from `'self'`, https, and the origins of TRUSTED_MEDIA_URLS (a comma-separated
+    list of URL prefixes: the plain-http media of a local intake, say) — what a report's
+    photo URLs may name."""
+    origins = []
+    for prefix in trusted_media.split(","):
+        parts = urlsplit(prefix.strip())
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if parts.scheme in ("http", "https") and ORIGIN.match(origin) and origin not in origins:
+            origins.append(origin)
     return ("default-src 'none'; script-src 'self'; style-src 'self'; "
-            f"img-src 'self' https: {img_sources}".rstrip() + "; "
+            + " ".join(["img-src 'self' https:", *origins]) + "; "
             "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 
 
@@ -195,7 +205,7 @@ class ChassisWebServer(WebServer):
         return server
 
     def get_wsgi_app(self) -> Any:
-        self.csp = content_security_policy(str(self.container.config.get("HTTP_IMG_SOURCES")
+        self.csp = content_security_policy(str(self.container.config.get("TRUSTED_MEDIA_URLS")
                                                or ""))
         return GuardedWsgiApp(self)
 

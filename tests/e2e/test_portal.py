@@ -83,7 +83,9 @@ def test_the_form_asks_the_category_questions(stack):
     assert 'value="grande"' in html and "Grande (más de 1 m)" in html
     assert 'type="file" id="photo" name="photo" accept="image/*"' in html
     assert 'enctype="multipart/form-data"' in html
-    assert "navigator.geolocation" in html and "Usar mi ubicación" in html
+    assert '<script src="/static/report_form.js">' in html and "Usar mi ubicación" in html
+    script = requests.get(f"{stack.intake.url}/static/report_form.js", timeout=10).text
+    assert "navigator.geolocation" in script  # in a file: the CSP allows no inline script
     assert re.search(r'name="idempotency_key" value="[0-9a-f\-]{36}"', html)
     assert "Tus datos <span class=\"opcional\">(opcional)</span>" in html
     drain = requests.get(f"{stack.intake.url}/reportar/drenaje_obstruido", timeout=10).text

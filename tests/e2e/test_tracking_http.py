@@ -151,7 +151,8 @@ def test_staff_commands_need_a_token_and_the_right_role(tracking):
                    crew_id="C-1").status_code == 403
     assert command(tracking, folio, "assign", {"crew_id": "C-1"}, "supervisor").status_code == 200
     other_crew = command(tracking, folio, "dispatch_crew", {}, "crew", crew_id="C-2")
-    assert other_crew.status_code == 409  # the domain refuses a crew that was not assigned
+    assert other_crew.status_code == 403  # the domain refuses a crew that was not assigned
+    assert other_crew.json()["error"]["code"] == "not_assigned_crew"
     assert requests.get(f"{tracking.url}/reports").status_code == 401
 
 

@@ -219,3 +219,12 @@ def test_the_access_log_never_shows_a_token_or_api_key(desk, caplog):
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert "/healthz?token=[redacted]&lang=es&api_key=[redacted]" in text
     assert "abc123" not in text and "k-789" not in text
+
+
+def test_pages_may_show_photos_from_the_trusted_media_origins_only_besides_https():
+    from shared.chassis.http import content_security_policy
+
+    csp = content_security_policy("http://127.0.0.1:8000/media/, javascript:alert(1),"
+                                  "http://a b/media/")
+    img = next(part for part in csp.split("; ") if part.startswith("img-src"))
+    assert img == "img-src 'self' https: http://127.0.0.1:8000"

@@ -19,6 +19,7 @@ from services.intake.open311 import format as open311
 from services.intake.open311.format import Open311Error
 from services.intake.open311.http import Settings, parse_api_keys, problem
 from shared.chassis.rpcclient import RpcTimeout
+from shared.contracts.errors import WireError
 
 MX = ZoneInfo("America/Mexico_City")
 NOW = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
@@ -299,9 +300,10 @@ def test_characters_xml_cannot_carry_are_dropped():
     assert root.findtext("error/description") == "abc"
 
 
-def test_unexpected_failures_become_the_specs_general_error_not_a_500():
-    status, document = problem(RuntimeError("boom"))
-    assert status == 400 and document[0]["description"].startswith("General service error")
+def test_unexpected_failures_are_the_specs_general_error_with_only_the_request_id():
+    status, document = problem(RuntimeError("password=hunter2"), "req-7")
+    assert status == 500 and document[0]["description"].startswith("General service error")
+    assert "req-7" in document[0]["description"] and "hunter2" not in str(document)
 
 
 def test_api_keys_and_jurisdiction():
@@ -323,6 +325,7 @@ def test_api_keys_and_jurisdiction():
 def test_tracking_down_or_slow_is_a_503_and_its_validation_errors_a_400():
     assert problem(ServiceDown("tracking"))[0] == 503
     assert problem(RpcTimeout("tracking.open311_requests did not answer in 10 s"))[0] == 503
-    status, document = problem(RemoteError("ValidationError", "{'limit': ['too big']}"))
-    assert status == 400 and "limit" in document[0]["description"]
-    assert problem(RemoteError("KeyError", "'folio'"))[0] == 503
+    status, document = problem(WireError("invalid_input", fields={"limit": ["too big"]}))
+    assert status == 400 and "limit: too big" in document[0]["description"]
+    assert problem(WireError("report_closed", "the report is closed"))[0] == 409
+    assert problem(RemoteError("KeyError", "'folio'"))[0] == 503  # a failure without a code

@@ -18,10 +18,9 @@ from nameko.dependency_providers import Config
 from werkzeug.wrappers import Request, Response
 
 from shared.chassis.auth import Unauthenticated
-from shared.chassis.http import http
+from shared.chassis.http import http, json_response, read_json
 from shared.contracts.fields import Line, MediaUrl, Text, finite, pattern
 
-from ..app_api import body
 from ..application import (
     IdempotencyKeyReused,
     IntakeApplication,
@@ -30,13 +29,13 @@ from ..application import (
     UnknownService,
 )
 from ..catalog import CatalogError, ServiceDefinition
-from ..errors import http_errors, json_response
+from ..errors import http_errors
 from ..schemas import TRUSTED_MEDIA
 from ..store import ConversationChanged
 from . import conversation as chatbot
 
 log = logging.getLogger(__name__)
-MAX_BODY = 16 * 1024
+MAX_BODY = 16 * 1024  # one message; a larger body is a 413 before anything reads it
 SAVE_ATTEMPTS = 5
 IDLE_LIMIT = timedelta(hours=24)  # CHATBOT_IDLE_HOURS: a half-done conversation is dropped after
 PHONE = re.compile(r"^\+?[0-9][0-9 \-]{6,19}$")
@@ -91,7 +90,7 @@ LOCKS = SenderLocks()
 class ChatbotWebhook:
     config = Config()
 
-    @http("POST", "/chatbot/webhook")
+    @http("POST", "/chatbot/webhook", max_body=MAX_BODY)
     @http_errors
     def chatbot_webhook(self, request: Request) -> Response:
         """One message from a citizen in, our replies out.
@@ -106,10 +105,10 @@ class ChatbotWebhook:
         "message_id": "..." (the provider's id: a retry of it changes nothing)}; all but
         `sender` optional. Answers 200 {"sender": "...", "replies": ["¿Dónde está…?"]}, with
         "folio": "QRO-2026-000123" on the message that created the report;
-        400 {"errors": {field: [...]}} for a bad body; 401 without the shared secret."""
+        400 {"errors": {field: [...]}} for a bad body; 401 without the shared secret; 413 for
+        a body over 16 KiB."""
         check_secret(request, self.config)
-        check_size(request)
-        message, sender = inbound(body(request))
+        message, sender = inbound(read_json(request))
         with LOCKS.hold(sender):
             replies, folio = converse(self.intake, sender, message, idle_limit(self.config))
         answer = {"sender": sender, "replies": replies}
@@ -126,11 +125,6 @@ def check_secret(request: Request, config: dict[str, Any]) -> None:
     given = request.headers.get("X-Chatbot-Secret", "")
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthenticated("send the provider's shared secret in X-Chatbot-Secret")
-
-
-def check_size(request: Request) -> None:
-    if (request.content_length or 0) > MAX_BODY:
-        raise ValidationError({"_body": [f"at most {MAX_BODY} bytes"]})
 
 
 def inbound(data: dict[str, Any]) -> tuple[chatbot.Inbound, str]:

@@ -12,17 +12,15 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from marshmallow import ValidationError
-from nameko.exceptions import RemoteError
-from nameko.exceptions import UnknownService as ServiceDown
 from nameko.extensions import DependencyProvider
 from werkzeug.wrappers import Request, Response
 
-from shared.chassis.http import http
-from shared.chassis.rpcclient import RpcTimeout
+from shared.chassis.http import http, request_id_of
+from shared.chassis.metrics import ERROR_ANSWERS
+from shared.contracts.errors import RETRY_AFTER_SECONDS
 
 from ..application import UnknownService
-from ..catalog import CatalogError
+from ..errors import ERRORS
 from . import documents as open311_docs
 from . import format as open311
 from .format import Open311Error
@@ -91,27 +89,28 @@ class Open311Settings(DependencyProvider):
         return self.settings
 
 
-def problem(exc: Exception) -> tuple[int, list[dict[str, Any]]]:
-    """(status, errors document) for anything an Open311 entrypoint raised: never a 500."""
+def problem(exc: Exception, request_id: str = "-") -> tuple[int, list[dict[str, Any]]]:
+    """(status, errors document) for anything an Open311 entrypoint raised, mapped by intake's
+    error table as every door's errors are: tracking's codes keep their status, a dependency
+    down is a 503, and only what nobody expected a 500 (the spec's "General service error")."""
     if isinstance(exc, Open311Error):
         return exc.status, exc.document()
     if isinstance(exc, UnknownService):
-        error = Open311Error(404, f"service_code {exc.args[0]!r} was not found")
-    elif isinstance(exc, CatalogError):
-        error = Open311Error(400, *open311.describe(exc.errors))
-    elif isinstance(exc, ValidationError):
-        error = Open311Error(400, *open311.describe(exc.messages))
-    elif isinstance(exc, ServiceDown | RpcTimeout):
-        error = Open311Error(503, "the service request system is not answering; try again "
-                                  "in a moment")
-    elif isinstance(exc, RemoteError) and exc.exc_type == "ValidationError":
-        error = Open311Error(400, exc.value or "the query is not valid")
-    elif isinstance(exc, RemoteError):
-        log.error("tracking failed an Open311 call: %s", exc)
-        error = Open311Error(503, "the service request system failed; try again in a moment")
-    else:  # the spec's "General service error"
-        log.exception("Open311 request failed")
-        error = Open311Error(400, "General service error: the request could not be processed")
+        return 404, Open311Error(404, f"service_code {exc.args[0]!r} was not found").document()
+    wire = ERRORS.wire(exc)
+    if wire is None:
+        log.error("Open311 request failed (request %s)", request_id, exc_info=exc)
+        error = Open311Error(500, "General service error: something failed on our side "
+                                  f"(request id {request_id})")
+    elif wire.code == "invalid_input":
+        error = Open311Error(400, *open311.describe(wire.fields or wire.message))
+    elif wire.status >= 500:
+        log.warning("Open311 request answered %s (request %s): %r", wire.code, request_id, exc)
+        error = Open311Error(wire.status, "the service request system is not answering; try "
+                                          f"again in a moment (request id {request_id})")
+    else:
+        error = Open311Error(wire.status, wire.message)
+    ERROR_ANSWERS.labels(wire.code if wire is not None else "internal").inc()
     return error.status, error.document()
 
 
@@ -129,10 +128,11 @@ def georeport(handler: Callable[..., Answer]) -> Callable[..., Response]:
             self.open311.check_jurisdiction(request.values.get("jurisdiction_id"))
             root, document, status = handler(self, request, **params)
         except Exception as exc:
-            status, document = problem(exc)
+            status, document = problem(exc, request_id_of(request))
             root = "errors"
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
         return Response(open311_docs.render(fmt, root, document), status=status,
-                        content_type=open311.FORMATS[fmt])
+                        headers=headers, content_type=open311.FORMATS[fmt])
 
     return wrapper
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import eventlet
@@ -13,13 +14,14 @@ from nameko.exceptions import RemoteError
 from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
 
-from shared.chassis.http import http
+from shared.chassis.http import http, static_file
+from shared.contracts.errors import WireError
 
 from .. import schemas
 from ..application import Submission, SubmissionInProgress, UnknownService
 from ..catalog import ServiceDefinition
 from ..errors import NotFound
-from ..photos import FORM_OVERHEAD, PhotoEndpoints, PhotoRejected, check
+from ..photos import FORM_OVERHEAD, PhotoEndpoints, PhotoRejected, check, upload_limit
 from .forms import (
     FIELD_MESSAGES,
     FOLIO,
@@ -34,6 +36,7 @@ from .forms import (
 from .render import PortalTemplates, Unavailable, html_errors
 
 log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
 
 
 class PortalPages(PhotoEndpoints):
@@ -41,7 +44,7 @@ class PortalPages(PhotoEndpoints):
 
     portal = PortalTemplates()
 
-    @http("GET", "/")
+    @http("GET", "/", html=True)
     @html_errors
     def portal_home(self, request: Request) -> Response:
         """The categories a citizen can report, by group."""
@@ -50,13 +53,13 @@ class PortalPages(PhotoEndpoints):
             groups.setdefault(definition.group, []).append(definition)
         return self.portal.render("home.html", groups=groups)
 
-    @http("GET", "/reportar/<string:code>")
+    @http("GET", "/reportar/<string:code>", html=True)
     @html_errors
     def portal_form(self, request: Request, code: str) -> Response:
         """The form of one category, e.g. GET /reportar/bache."""
         return self._form(self._definition(code), MultiDict(), {}, 200)
 
-    @http("POST", "/reportar/<string:code>")
+    @http("POST", "/reportar/<string:code>", html=True, max_body=upload_limit)
     @html_errors
     def portal_submit(self, request: Request, code: str) -> Response:
         """The form sent (multipart): 400 with the form and its messages, the nearby open
@@ -100,7 +103,7 @@ class PortalPages(PhotoEndpoints):
                        if token else None)
         return self.portal.render("receipt.html", 201, receipt=receipt, private_url=private_url)
 
-    @http("GET", "/folio")
+    @http("GET", "/folio", html=True)
     @html_errors
     def portal_lookup(self, request: Request) -> Response:
         """The lookup form; GET /folio?folio=QRO-2026-000123 goes to that folio's page."""
@@ -109,7 +112,7 @@ class PortalPages(PhotoEndpoints):
             return Response(status=303, headers={"Location": f"/folio/{folio}"})
         return self.portal.render("lookup.html", folio="")
 
-    @http("GET", "/folio/<string:folio>")
+    @http("GET", "/folio/<string:folio>", html=True)
     @html_errors
     def portal_report(self, request: Request, folio: str) -> Response:
         """A folio's status and timeline; `?token=` (the citizen's private link) adds what only
@@ -120,8 +123,8 @@ class PortalPages(PhotoEndpoints):
             raise NotFound(folio)
         try:
             view = self.intake.tracking.public_report(folio, token)
-        except RemoteError as error:
-            if error.exc_type != "ReportNotFound":  # a token was sent for a folio that is not
+        except WireError as error:
+            if error.code != "not_found":  # a token was sent for a folio that is not there
                 raise
             view = None
         if view is None:
@@ -129,7 +132,7 @@ class PortalPages(PhotoEndpoints):
         return self.portal.render("status.html", view=view, token=token,
                                   values=MultiDict(), errors={})
 
-    @http("POST", "/seguir/<string:folio>")
+    @http("POST", "/seguir/<string:folio>", html=True)
     @html_errors
     def portal_follow(self, request: Request, folio: str) -> Response:
         """Follow an existing folio instead of reporting again: contact details -> confirmation."""
@@ -142,6 +145,11 @@ class PortalPages(PhotoEndpoints):
                                       errors=errors)
         self.intake.follow(folio, contact, "web")
         return self.portal.render("followed.html", folio=folio, contact=contact)
+
+    @http("GET", "/static/<string:name>")
+    def portal_static(self, request: Request, name: str) -> Response:
+        """The pages' stylesheet and script, e.g. GET /static/portal.css."""
+        return static_file(STATIC, name)
 
     # ---- steps of the form ---------------------------------------------------------------------
 
@@ -186,8 +194,8 @@ class PortalPages(PhotoEndpoints):
         suggestion is a courtesy, it must not stop a report)."""
         try:
             return self.intake.possible_duplicates(code, lat, long)
-        except RemoteError as error:
-            log.warning("no duplicate suggestions: %s", error)
+        except (WireError, RemoteError) as error:
+            log.warning("no duplicate suggestions: %r", error)
             return []
 
     def _submit(self, submission: Submission) -> dict[str, Any]:

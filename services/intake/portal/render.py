@@ -1,4 +1,8 @@
-"""The portal's pages: Jinja2 rendering, local times, and errors as Spanish HTML pages."""
+"""The portal's pages: Jinja2 rendering, local times, and errors as Spanish HTML pages.
+
+Errors map through intake's table (services/intake/errors.py), as its JSON doors do: tracking's
+codes keep their status, a dependency down is a 503, anything unexpected a 500 whose page shows
+only the request id. The security headers come from the chassis (shared/chassis/http.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +15,16 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from nameko.extensions import DependencyProvider
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
-from ..errors import error_answer
+from shared.chassis.http import request_id_of
+from shared.chassis.metrics import ERROR_ANSWERS
+from shared.contracts.errors import RETRY_AFTER_SECONDS
+
+from ..errors import ERRORS
 
 log = logging.getLogger(__name__)
+
 
 class Unavailable(Exception):
     """Something the portal needs (tracking, the photo store) did not answer: a 503 page."""
@@ -34,17 +42,18 @@ class Pages:
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
         html = self.env.get_template(template).render(**context)
-        return Response(html, status=status, mimetype="text/html", headers={
-            "Cache-Control": "no-store",
-            # The private link carries the access token: never leak it to photo hosts.
-            "Referrer-Policy": "no-referrer",
-            "X-Content-Type-Options": "nosniff",
-            "X-Frame-Options": "DENY",
-        })
+        # Pages may show the citizen's private view: no cache keeps them.
+        return Response(html, status=status, mimetype="text/html",
+                        headers={"Cache-Control": "no-store"})
 
-    def error(self, status: int, detail: str | None = None) -> Response:
+    def error(self, status: int, detail: str | None = None,
+              request_id: str | None = None) -> Response:
         """The friendly page of an error status (its Spanish text is in error.html)."""
-        return self.render("error.html", status, code=status, detail=detail)
+        response = self.render("error.html", status, code=status, detail=detail,
+                               request_id=request_id)
+        if status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
 
 class PortalTemplates(DependencyProvider):
@@ -74,33 +83,39 @@ def local_time(value: str | None, zone: ZoneInfo) -> str:
 
 
 def html_errors(handler: Callable[..., Response]) -> Callable[..., Response]:
-    """Every error a friendly Spanish page with its status: 400/403/404/413/503, never a 500."""
+    """Every error a friendly Spanish page with its status (400/403/404/413/503); a 500 page
+    shows only the request id, and the traceback goes to the log."""
 
     @functools.wraps(handler)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Response:
+    def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
-            return handler(self, *args, **kwargs)
+            return handler(self, request, *args, **kwargs)
         except Exception as exc:
-            status, detail = error_page(exc)
+            status, detail = error_page(exc, request)
+        request_id = request_id_of(request) if status >= 500 else None
         try:
-            return self.portal.error(status, detail)
-        except Exception:  # even the error page failed: still not a 500
-            log.exception("the error page failed")
-            return Response("El servicio no está disponible por el momento; intenta de nuevo "
-                            "en unos minutos.", status=503, mimetype="text/plain")
+            return self.portal.error(status, detail, request_id)
+        except Exception:  # even the error page failed: the chassis' bare one
+            log.exception("the error page failed (request %s)", request_id_of(request))
+            raise
 
     return wrapper
 
 
-def error_page(exc: Exception) -> tuple[int, str | None]:
-    """(status, detail for the page) of an error; what no one expected is logged, and a 503."""
-    if isinstance(exc, RequestEntityTooLarge):
-        return 413, None
+def error_page(exc: Exception, request: Request) -> tuple[int, str | None]:
+    """(status, detail for the page) of an error; what no one expected is logged, and a 500."""
     if isinstance(exc, Unavailable):
+        log.warning("portal page unavailable (request %s): %s", request_id_of(request), exc)
+        ERROR_ANSWERS.labels("unavailable").inc()
         return 503, str(exc) or None
-    try:
-        status, _ = error_answer(exc)  # the one mapping of errors to statuses
-    except Exception:
-        log.exception("portal page failed")
-        return 503, None
-    return (503 if status >= 500 else status), None
+    error = ERRORS.wire(exc)
+    if error is None:
+        log.error("%s %s failed (request %s)", request.method, request.path,
+                  request_id_of(request), exc_info=exc)
+        ERROR_ANSWERS.labels("internal").inc()
+        return 500, None
+    ERROR_ANSWERS.labels(error.code).inc()
+    if error.status >= 500:
+        log.warning("%s %s answered %s (request %s): %r", request.method, request.path,
+                    error.code, request_id_of(request), exc)
+    return error.status, None
