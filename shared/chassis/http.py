@@ -101,9 +101,12 @@ def hang_up(environ: dict[str, Any]) -> None:
 
     eventlet drains an unread body before reusing a connection (a 20 MB body would be read to
     the end, an endless chunked one forever) unless the client was never told to continue after
-    `Expect: 100-continue`: marking the input so makes eventlet close instead."""
+    `Expect: 100-continue`: marking the input so makes eventlet close instead. A request
+    without a body keeps its connection."""
     request_input = environ.get("eventlet.input")
-    if request_input is not None and getattr(request_input, "wfile", False) is None:
+    has_body = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower() or (
+        environ.get("CONTENT_LENGTH") or "0").strip() not in ("", "0")
+    if has_body and request_input is not None and getattr(request_input, "wfile", 0) is None:
         request_input.wfile = _NoContinue()
 
 
@@ -142,6 +145,7 @@ def take_body(environ: dict[str, Any], limit: int) -> WireError | None:
         hang_up(environ)
         return too_large
     if not chunked and got < want:
+        hang_up(environ)
         return WireError("invalid_input", "the body ended before its Content-Length")
     environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
     environ["CONTENT_LENGTH"] = str(got)

@@ -228,3 +228,29 @@ def test_pages_may_show_photos_from_the_trusted_media_origins_only_besides_https
                                   "http://a b/media/")
     img = next(part for part in csp.split("; ") if part.startswith("img-src"))
     assert img == "img-src 'self' https: http://127.0.0.1:8000"
+
+
+def test_a_request_without_a_body_keeps_its_connection_even_when_refused(desk):
+    _, port = desk
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        for path, status in ((b"/nothing-here", b"404"), (b"/healthz", b"200")):
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
+            assert reader.readline().startswith(b"HTTP/1.1 " + status)
+            length = 0
+            while (line := reader.readline()) != b"\r\n":
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            reader.read(length)
+
+
+def test_a_body_shorter_than_its_content_length_is_a_400(desk):
+    _, port = desk
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /notes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{}")
+        sock.shutdown(socket.SHUT_WR)  # the client sent all it will
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400") and b"ended before" in answer
