@@ -9,8 +9,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from shared.contracts.fields import Line, Text, finite, one_of, pattern
+
 DATATYPES = ("string", "number", "datetime", "text", "singlevaluelist", "multivaluelist")
 CODE_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+CODE_MESSAGE = "lowercase letters, digits, _ or -, at most 64"
 MAX_STRING = 500
 MAX_TEXT = 4000
 
@@ -136,54 +141,72 @@ def _clean(question: Question, value: Any) -> Any:
     return text
 
 
+class ValueSchema(Schema):
+    key = Line(100, required=True, strip=True, min_length=1)
+    name = Line(200, required=True, strip=True, min_length=1)
+
+
+class QuestionSchema(Schema):
+    code = Line(64, required=True, validate=pattern(CODE_PATTERN, CODE_MESSAGE))
+    datatype = one_of(DATATYPES, required=True)
+    description = Text(MAX_STRING, required=True, strip=True, min_length=1)
+    required = fields.Boolean(load_default=False)
+    order = fields.Integer(validate=validate.Range(0, 1000), load_default=None)
+    variable = fields.Boolean(load_default=True)
+    datatype_description = Text(MAX_STRING, load_default="")
+    values = fields.List(fields.Nested(ValueSchema), validate=validate.Length(max=100),
+                         load_default=list)
+
+    @validates_schema
+    def lists_have_values(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data["datatype"] in ("singlevaluelist", "multivaluelist") and not data["values"]:
+            raise ValidationError("list questions need values [{key, name}]", "values")
+
+
+class DefinitionSchema(Schema):
+    """What an admin may send for a catalog service (unknown fields are refused)."""
+
+    code = Line(64, required=True, validate=pattern(CODE_PATTERN, CODE_MESSAGE))
+    name = Line(200, required=True, strip=True, min_length=1)
+    group = Line(100, required=True, strip=True, min_length=1)
+    department = Line(100, required=True, strip=True, min_length=1)
+    description = Text(MAX_TEXT, load_default="")
+    keywords = fields.List(Line(100), validate=validate.Length(max=50), load_default=list)
+    sla_hours = finite(validate=validate.Range(0, 24 * 365, min_inclusive=False),
+                       load_default=None, allow_none=True)
+    questions = fields.List(fields.Nested(QuestionSchema), validate=validate.Length(max=50),
+                            load_default=list)
+    active = fields.Boolean(load_default=True)
+
+    @validates_schema
+    def unique_question_codes(self, data: dict[str, Any], **kwargs: Any) -> None:
+        codes = [question["code"] for question in data["questions"]]
+        if len(codes) != len(set(codes)):
+            raise ValidationError("each question needs a code of its own", "questions")
+
+
+DEFINITION = DefinitionSchema()
+
+
 def check_definition(data: dict[str, Any]) -> ServiceDefinition:
     """A definition an admin sent, checked; CatalogError says what is wrong with it."""
-    import re
-
-    errors: dict[str, list[str]] = {}
-    code = str(data.get("code", ""))
-    if not re.match(CODE_PATTERN, code):
-        errors["code"] = ["lowercase letters, digits, _ or -, at most 64"]
-    for key in ("name", "group", "department"):
-        if not str(data.get(key, "")).strip():
-            errors[key] = ["required"]
-    sla = data.get("sla_hours")
-    if sla is not None and (not isinstance(sla, int | float) or isinstance(sla, bool)
-                            or not 0 < sla <= 24 * 365):
-        errors["sla_hours"] = ["hours, more than 0 and at most a year"]
-    seen: set[str] = set()
-    for index, question in enumerate(data.get("questions") or []):
-        where = f"questions[{index}]"
-        if not isinstance(question, dict):
-            errors[where] = ["an object"]
-            continue
-        qcode = str(question.get("code", ""))
-        if not re.match(CODE_PATTERN, qcode) or qcode in seen:
-            errors[f"{where}.code"] = ["a unique code: lowercase letters, digits, _ or -"]
-        seen.add(qcode)
-        if question.get("datatype") not in DATATYPES:
-            errors[f"{where}.datatype"] = [f"one of: {', '.join(DATATYPES)}"]
-        if not str(question.get("description", "")).strip():
-            errors[f"{where}.description"] = ["the question's text is required"]
-        values = question.get("values") or []
-        if question.get("datatype") in ("singlevaluelist", "multivaluelist") and not values:
-            errors[f"{where}.values"] = ["list questions need values [{key, name}]"]
-        if any(not isinstance(v, dict) or not v.get("key") or not v.get("name")
-               for v in values):
-            errors[f"{where}.values"] = ["each value needs a key and a name"]
-    if errors:
-        raise CatalogError(errors)
-    allowed = {f.name for f in ServiceDefinition.__dataclass_fields__.values()}
-    qallowed = set(Question.__dataclass_fields__)
-    unknown = sorted(set(data) - allowed) + sorted(
-        {k for q in data.get("questions") or [] for k in q} - qallowed)
-    if unknown:
-        raise CatalogError({"_schema": [f"unknown fields: {', '.join(unknown)}"]})
     try:
-        definition = ServiceDefinition.from_dict(
-            {**data, "name": str(data["name"]).strip(), "questions": [
-                {**q, "order": int(q.get("order", i + 1)), "required": bool(q.get("required"))}
-                for i, q in enumerate(data.get("questions") or [])]})
-    except (TypeError, ValueError) as error:
-        raise CatalogError({"_schema": [str(error)]}) from None
-    return definition
+        loaded = DEFINITION.load(data)
+    except ValidationError as error:
+        raise CatalogError(_flat(error.messages)) from None
+    for index, question in enumerate(loaded["questions"]):
+        if question["order"] is None:
+            question["order"] = index + 1
+    return ServiceDefinition.from_dict(loaded)
+
+
+def _flat(messages: Any, where: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested messages as {"questions[0].code": [...]} (how the API names them)."""
+    if isinstance(messages, list):
+        return {where or "_schema": [str(m) for m in messages]}
+    flat: dict[str, list[str]] = {}
+    for key, value in messages.items():
+        name = key if not where else (f"{where}[{key}]" if isinstance(key, int)
+                                      else f"{where}.{key}")
+        flat.update(_flat(value, name))
+    return flat

@@ -231,7 +231,12 @@ def test_distance_is_great_circle_metres():
     ({"code": "ok", "name": "x", "group": "g", "department": "d",
       "questions": [{"code": "q", "datatype": "singlevaluelist", "description": "?"}]},
      "questions[0].values"),
-    ({"code": "ok", "name": "x", "group": "g", "department": "d", "colour": 1}, "_schema"),
+    ({"code": "ok", "name": "x", "group": "g", "department": "d", "colour": 1}, "colour"),
+    ({"code": "ok", "name": "Bache\x00", "group": "g", "department": "d"}, "name"),
+    ({"code": "ok", "name": "x", "group": "g", "department": "d\ud800"}, "department"),
+    ({"code": "ok", "name": "x", "group": "g", "department": "d",
+      "questions": [{"code": "q", "datatype": "string", "description": "?\x07"}]},
+     "questions[0].description"),
 ])
 def test_an_admin_s_bad_definition_is_refused_with_the_field(definition, field):
     with pytest.raises(CatalogError) as error:
