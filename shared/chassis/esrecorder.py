@@ -87,6 +87,8 @@ class Finality(ABC):
     """Which notification ids of one log are final: no transaction still in flight can commit
     an id at or below `final`. Shared by every follower of the log in a process."""
 
+    needs_barrier: bool  # False: every id a reader sees is final already
+
     def __init__(self) -> None:
         self.final = 0
         self._lock = threading.Lock()

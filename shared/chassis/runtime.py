@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -182,8 +183,9 @@ class EventSourcedRuntime(DependencyProvider):
         """Wait (at most READ_WAIT_SECONDS) until the projections hold every event stored when
         the read began; then the read answers with what is there. A read never writes."""
         stored = self.app.recorder.max_notification_id() or 0
-        timeout = float(setting(self.config, "READ_WAIT_SECONDS"))
-        return all(f.wait_for(stored, timeout) for f in self.projection_followers)
+        deadline = time.monotonic() + float(setting(self.config, "READ_WAIT_SECONDS"))
+        return all(f.wait_for(stored, max(0.0, deadline - time.monotonic()))
+                   for f in self.projection_followers)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """(ready, checks): the store answers and no follower lags beyond READY_MAX_LAG_EVENTS
