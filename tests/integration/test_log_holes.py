@@ -176,7 +176,8 @@ def test_every_event_of_two_busy_replicas_is_published_and_projected(pg_env, amq
                         if views.get(report) != version),
         "tail": sorted({n.id for n in log} - set.intersection(*(t.seen for t in tails))),
     }
-    assert passed_over == {"relay": [], "views": [], "tail": []}
+    assert passed_over == {"relay": [], "views": [], "tail": []}, {
+        follower: len(ids) for follower, ids in passed_over.items()}
     assert received == expected  # nothing published that was not stored, either
     assert parked == []
     barriers = {f.name: counter("expediente_follower_barriers_total", follower=f.name)
