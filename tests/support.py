@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import eventlet
 import kombu
 
+from shared.chassis import launcher
 from shared.contracts.cloudevents import CloudEvent
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,57 +88,15 @@ class EventListener:
             self.exchange(channel).delete()
 
 
-class ServiceProcess:
-    """A real `nameko run` of one service, in its own process group so it can be killed -9."""
+class ServiceProcess(launcher.ServiceProcess):
+    """A real `nameko run` of one service on a free port, in development mode (config.yaml's
+    development secrets are accepted), in its own process group so it can be killed -9;
+    `start()` returns once it answers /healthz."""
 
     def __init__(self, service: str, env: dict[str, str]) -> None:
-        self.service = service
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "PSYCOPG_WAIT_FUNC": "wait_select",
-            "EXPEDIENTE_ENV": "development",  # config.yaml's development secrets are accepted
-            f"{service.upper()}_HTTP_ADDRESS": f"127.0.0.1:{self.port}",
-            **env,
-        }
-        self.process: subprocess.Popen | None = None
-        self.log_path = Path(tempfile.mkstemp(prefix=f"{service}-", suffix=".log")[1])
+        super().__init__(service, {"EXPEDIENTE_ENV": "development", **env}, port=free_port())
 
     def start(self) -> ServiceProcess:
-        config = ROOT / "services" / self.service / "config.yaml"
-        nameko = Path(sys.executable).parent / "nameko"
-        self.process = subprocess.Popen(
-            [str(nameko), "run", "--config", str(config), f"services.{self.service}.service"],
-            cwd=ROOT, env=self.env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=open(self.log_path, "ab"),  # noqa: SIM115
-        )
-        wait_for(self._healthy, timeout=60, interval=0.2, message=f"{self.service} to start")
+        super().start()
+        self.wait_healthy(timeout=60)
         return self
-
-    def _healthy(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"{self.service} exited: {self.log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1):
-                return True
-        except OSError:
-            return False
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def kill9(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)

@@ -12,14 +12,15 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from shared.chassis.launcher import PORTS, ServiceFailed, ServiceProcess, start_all, stop_all
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 
 # (service, HTTP port) — later services join this list as they are built.
-SERVICES = [("intake", 8000), ("tracking", 8001)]
+SERVICES = [(name, PORTS[name]) for name in ("intake", "tracking")]
 LOOPBACK = ("127.", "localhost:", "[::1]:")
 
 
@@ -36,34 +37,13 @@ def service_env() -> dict[str, str]:
     return env
 
 
-def start(name: str, env: dict[str, str]) -> subprocess.Popen:
-    command = [str(VENV_BIN / "nameko"), "run", "--config",
-               str(ROOT / "services" / name / "config.yaml"), f"services.{name}.service"]
-    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
-
-
-def wait_healthy(port: int, process: subprocess.Popen, seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.3)
-    return False
-
-
-def stop_all(processes: dict[str, subprocess.Popen]) -> None:
-    for process in processes.values():
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for name, process in processes.items():
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"{name} did not stop in time; killing it")
-            os.killpg(process.pid, signal.SIGKILL)
+def processes_for(env: dict[str, str]) -> list[ServiceProcess]:
+    """One process per service, on the address its environment names, output on this terminal."""
+    found = []
+    for name, _port in SERVICES:
+        host, _, port = env[f"{name.upper()}_HTTP_ADDRESS"].rpartition(":")
+        found.append(ServiceProcess(name, env, port=int(port), host=host, log=None))
+    return found
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -73,26 +53,24 @@ def _interrupt(signum: int, frame: object) -> None:
 def main() -> int:
     (ROOT / "var").mkdir(exist_ok=True)
     env = service_env()
-    processes: dict[str, subprocess.Popen] = {}
+    processes = processes_for(env)
     # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        for name, _port in SERVICES:
-            processes[name] = start(name, env)
-        for name, port in SERVICES:
-            if not wait_healthy(port, processes[name]):
-                print(f"{name} did not become healthy; see its log above", file=sys.stderr)
-                return 1
+        start_all(processes)
         demo = subprocess.run([str(VENV_BIN / "python"), str(ROOT / "deploy/local/demo.py")],
                               cwd=ROOT, env=env, check=False)
         if demo.returncode != 0:
             print("demo data could not be loaded (the services still run)", file=sys.stderr)
         print_urls(env)
-        while all(p.poll() is None for p in processes.values()):
+        while all(process.running() for process in processes):
             time.sleep(0.5)
-        dead = [n for n, p in processes.items() if p.poll() is not None]
+        dead = [process.service for process in processes if not process.running()]
         print(f"stopped unexpectedly: {', '.join(dead)}", file=sys.stderr)
+        return 1
+    except ServiceFailed as failed:
+        print(f"{failed}\n(see the service's log above)", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nstopping…")
