@@ -17,6 +17,7 @@ import eventlet.queue
 eventlet.monkey_patch()
 
 import shared.chassis  # noqa: E402,F401  (before psycopg loads: green waits)
+from shared.chassis.launcher import ServiceProcess, stop_all  # noqa: E402
 # isort: on
 
 import argparse  # noqa: E402
@@ -24,9 +25,7 @@ import http.client  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 import urllib.parse  # noqa: E402
 import urllib.request  # noqa: E402
@@ -53,19 +52,8 @@ def sh(*args: str) -> None:
     subprocess.run(args, check=True, capture_output=True)
 
 
-def start(service: str, env: dict[str, str], port: int) -> subprocess.Popen:
-    nameko = Path(sys.executable).parent / "nameko"
-    process = subprocess.Popen(
-        [str(nameko), "run", "--config", str(ROOT / f"services/{service}/config.yaml"),
-         f"services.{service}.service"], cwd=ROOT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"{service} did not start")
+def start(service: str, env: dict[str, str], port: int) -> ServiceProcess:
+    return ServiceProcess(service, env, port=port, log=None).start().wait_healthy(60)
 
 
 class Client:
@@ -240,8 +228,8 @@ def main() -> None:
         figures["open311_posts"] = len(folios)
         figures["reports_stored_in_tracking"] = stored
         figures["app_post_per_s"] = app_rate(client, args.posts // 2)
-        figures["intake_peak_rss_mb"] = rss_mb(processes[1].pid)
-        figures["tracking_peak_rss_mb"] = rss_mb(processes[0].pid)
+        figures["intake_peak_rss_mb"] = rss_mb(processes[1].process.pid)
+        figures["tracking_peak_rss_mb"] = rss_mb(processes[0].process.pid)
         seed_reports(tracking_schema, args.seed)
         figures["seeded_reports"] = args.seed
         for concurrency in (1, 4):
@@ -250,10 +238,7 @@ def main() -> None:
                 figures[f"get_{name}_c{concurrency}_p50_ms"] = p50
                 figures[f"get_{name}_c{concurrency}_p99_ms"] = p99
     finally:
-        for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=20)
+        stop_all(processes)
         with psycopg.connect(**PG, autocommit=True) as conn:
             for schema in (tracking_schema, intake_schema):
                 conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -23,7 +23,6 @@ import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -37,6 +36,7 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
 from bench.lean_rpc import LeanRpc  # noqa: E402
 from shared.chassis.auth import mint_token  # noqa: E402
+from shared.chassis.launcher import ServiceProcess, stop_all  # noqa: E402
 from shared.contracts.cloudevents import CloudEvent  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,24 +78,11 @@ def raw_append_rate(schema: str, count: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def start_tracking(schema: str, exchange: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PSYCOPG_WAIT_FUNC": "wait_select",
-           "PERSISTENCE_MODULE": "eventsourcing.postgres", "TRACKING_POSTGRES_DBNAME": PG["dbname"],
-           "TRACKING_POSTGRES_SCHEMA": schema, "POSTGRES_USER": PG["user"],
-           "EVENTS_EXCHANGE": exchange, "TRACKING_HTTP_ADDRESS": f"127.0.0.1:{port}",
-           "LOG_LEVEL": "WARNING"}
-    nameko = Path(sys.executable).parent / "nameko"
-    process = subprocess.Popen(
-        [str(nameko), "run", "--config", str(ROOT / "services/tracking/config.yaml"),
-         "services.tracking.service"], cwd=ROOT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-            return process
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("tracking did not start")
+def start_tracking(schema: str, exchange: str, port: int) -> ServiceProcess:
+    env = {"EXPEDIENTE_ENV": "development", "PERSISTENCE_MODULE": "eventsourcing.postgres",
+           "TRACKING_POSTGRES_DBNAME": PG["dbname"], "TRACKING_POSTGRES_SCHEMA": schema,
+           "POSTGRES_USER": PG["user"], "EVENTS_EXCHANGE": exchange, "LOG_LEVEL": "WARNING"}
+    return ServiceProcess("tracking", env, port=port, log=None).start().wait_healthy(60)
 
 
 def proxy_rate(count: int, window: int) -> float:
@@ -248,12 +235,9 @@ def main() -> None:
             figures[f"latency_samples_{key}"] = seen
             for i, service in enumerate(services):
                 figures[f"tracking_{key}_{i}_rss_mb"], figures[f"tracking_{key}_{i}_peak_mb"] = \
-                    rss_mb(service.pid)
+                    rss_mb(service.process.pid)
         finally:
-            for service in services:
-                os.killpg(service.pid, signal.SIGTERM)
-            for service in services:
-                service.wait(timeout=30)
+            stop_all(services)
         try:
             if replicas == 2:
                 # With the services stopped: a running projector would take the rebuild's work.
