@@ -29,6 +29,11 @@ STAFF_OVERRIDE_ROLES = ("supervisor", "admin")
 FOLIO_PATTERN = re.compile(r"^[A-Z]{2,6}-\d{4}-\d{6,}$")
 
 
+def is_folio(text: str) -> bool:
+    """True for a folio's whole shape (`QRO-2026-000123`; no trailing newline, no NUL)."""
+    return isinstance(text, str) and FOLIO_PATTERN.fullmatch(text) is not None
+
+
 class DomainError(Exception):
     """A command that the report's lifecycle does not allow."""
 

@@ -243,8 +243,6 @@ def test_a_twenty_megabyte_body_is_a_413(stack, writes):
         assert writes.now() == before
 
 
-@pytest.mark.xfail(strict=True, reason="tracking reads the views with the path's folio as it "
-                   "came (services/tracking/service.py _view): PostgreSQL refuses the NUL, 500")
 def test_a_folio_with_a_nul_in_the_path_is_a_404_not_a_500(stack):
     folio = quote("QRO-2026-\x00", safe="")
     assert requests.get(f"{stack.tracking.url}/reports/{folio}", timeout=30).status_code in (

@@ -20,7 +20,7 @@ from shared.chassis.follower import Handler, LogFollower
 from shared.chassis.sqlstore import SqlStore, Tx
 from shared.chassis.tables import existing
 
-from ..domainmodel import EVENT_NAMES, Report
+from ..domainmodel import EVENT_NAMES, Report, is_folio
 from .open311 import (
     Keyed,
     closing_extras,
@@ -175,6 +175,8 @@ class ReportProjector(Handler):
     # ---- queries -------------------------------------------------------------------------------
 
     def _row(self, folio: str) -> dict[str, Any] | None:
+        if not is_folio(folio):
+            return None
         with self.store.transaction() as tx:
             rows = load_rows(tx, "folio", [folio])
         if not rows:

@@ -17,7 +17,7 @@ from eventsourcing.persistence import JSONTranscoder, RecordConflictError, Trans
 from shared.chassis.groupcommit import GroupCommit
 from shared.chassis.sqlstore import SqlStore
 
-from ..domainmodel import Actor, InvalidCommand, Report, report_id
+from ..domainmodel import Actor, InvalidCommand, Report, is_folio, report_id
 from .folios import FolioAllocator
 
 MAX_CONFLICT_RETRIES = 8
@@ -226,6 +226,8 @@ class TrackingApplication(Application[UUID]):
     # ---- queries -----------------------------------------------------------------------------
 
     def get_report(self, folio: str) -> Report:
+        if not is_folio(folio):  # a NUL or a stray character never reaches the store
+            raise ReportNotFound(folio)
         try:
             return self.repository.get(report_id(folio))
         except AggregateNotFoundError:
