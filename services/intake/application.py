@@ -14,11 +14,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.contracts.contacts import has_contact
+from shared.contracts.errors import WireError
 
 from .catalog import CatalogError, ServiceDefinition, check_definition
 from .store import IntakeStore
 
 log = logging.getLogger(__name__)
+# Tracking's answers that a retry of the same request would get again: nothing was opened.
+REFUSED_FOR_GOOD = (400, 401, 403, 404, 422)
 CHANNELS = ("web", "chatbot", "app", "phone_070", "window", "open311")
 EARTH_RADIUS_M = 6_371_000.0
 
@@ -131,7 +134,12 @@ class IntakeApplication:
             "media_urls": submission.media_urls, "sla_hours": definition.sla_hours,
             "channel": submission.channel, **request,
         }
-        opened = self.tracking.open_report(payload, on_behalf_of)
+        try:
+            opened = self.tracking.open_report(payload, on_behalf_of)
+        except WireError as refused:
+            if key is not None and refused.status in REFUSED_FOR_GOOD:
+                self.store.release(key, submission.fingerprint())
+            raise
         if submission.media_urls:
             self.store.photos_used(submission.media_urls, opened["folio"])
         receipt = {

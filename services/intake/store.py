@@ -155,6 +155,12 @@ class IntakeStore:
             return Claim("pending", stored_token, access_token=stored_access)
         return Claim("done", stored_token, json.loads(response))
 
+    def release(self, key: str, fingerprint: str) -> None:
+        """Give back a key whose report tracking refused for good (a 4xx): nothing was opened,
+        so nothing of the submission is kept."""
+        self.sql.run("DELETE FROM intake_submissions WHERE idempotency_key = %s AND "
+                     "fingerprint = %s AND state = 'pending'", (key, fingerprint))
+
     def record(self, key: str, fingerprint: str, channel: str, token: str, folio: str,
                response: dict[str, Any]) -> None:
         """A submission that came without an idempotency key, recorded once it has its folio

@@ -19,6 +19,7 @@ from services.intake.catalog import CatalogError, check_definition
 from services.intake.dependencies import seed_catalog
 from services.intake.store import IntakeStore
 from shared.chassis.sqlstore import SqliteStore
+from shared.contracts.errors import WireError
 
 
 class FakeTracking:
@@ -28,11 +29,14 @@ class FakeTracking:
         self.fail = False
         self.lose_the_answer = False
         self.by_key: dict[str, dict] = {}
+        self.refuse: WireError | None = None
 
     def open_report(self, payload, on_behalf_of):
         """Like tracking: a repeated request key answers with the report it opened."""
         if self.fail:
             raise RuntimeError("tracking is down")
+        if self.refuse is not None:
+            raise self.refuse
         key = payload.get("request_key")
         if key in self.by_key:
             return self.by_key[key]
@@ -283,3 +287,24 @@ def test_after_the_replay_window_intake_keeps_no_access_token(intake, store):
     with store.sql.transaction() as tx:
         kept = [row[0] for row in tx.execute("SELECT response FROM intake_submissions").fetchall()]
     assert sum(old["access_token"] in text for text in kept) == 0
+
+
+@pytest.mark.parametrize("code", ["forbidden", "invalid_input", "not_found"])
+def test_a_report_tracking_refuses_for_good_keeps_nothing_of_its_key(intake, tracking, store,
+                                                                      code):
+    tracking.refuse = WireError(code, "refused")
+    with pytest.raises(WireError):
+        intake.submit(pothole(idempotency_key="staff:k-refused"))
+    rows, _ = store.sql.run("SELECT count(*) FROM intake_submissions")
+    assert rows[0][0] == 0
+    tracking.refuse = None  # the caller fixed what was wrong: the same key now opens the report
+    assert intake.submit(pothole(idempotency_key="staff:k-refused"))["folio"]
+
+
+def test_a_report_tracking_could_not_take_now_keeps_its_key_for_the_retry(intake, tracking,
+                                                                          store):
+    tracking.refuse = WireError("version_conflict", "busy")
+    with pytest.raises(WireError):
+        intake.submit(pothole(idempotency_key="app:k-busy"))
+    rows, _ = store.sql.run("SELECT state FROM intake_submissions")
+    assert rows == [("pending",)]
