@@ -169,3 +169,12 @@ def test_what_points_at_a_deployment_or_a_service_finds_it():
                 backend = path["backend"]["service"]
                 ports = {p["name"] for p in services[backend["name"]]["spec"]["ports"]}
                 assert backend["port"]["name"] in ports
+
+
+@pytest.mark.parametrize("name", sorted(of_kind("Ingress")))
+def test_the_ingress_keeps_health_and_metrics_inside_the_cluster(name):
+    for rule in of_kind("Ingress")[name]["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            assert not (path["path"] == "/" and path["pathType"] == "Prefix"), \
+                f"{name} routes everything, /metrics and /readyz included"
+            assert path["path"].split("/")[1] not in ("metrics", "healthz", "readyz")
