@@ -14,6 +14,7 @@ RemoteError, which the HTTP layer answers as `unavailable`."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -31,6 +32,7 @@ from shared.chassis.amqpfast import fast_channel
 from shared.chassis.auth import mint_token, setting
 from shared.contracts.errors import WireError, carries_code
 
+log = logging.getLogger(__name__)
 TOKEN_TTL = 24 * 3600
 
 
@@ -83,6 +85,14 @@ class RemoteService(HeaderEncoder):
             with eventlet.Timeout(self.timeout, RpcTimeout(
                     f"{self.service_name}.{method} did not answer in {self.timeout:g} s")):
                 return self._call(method, args, kwargs)
+        except WireError as refused:
+            if on_behalf_of is None and refused.code == "unauthenticated":
+                # Our own credentials were refused: a misconfiguration of ours, not the caller's
+                # fault; they are told to come back, the operator is told why.
+                log.error("%s refused this service's own token on %s: %s", self.service_name,
+                          method, refused.message)
+                raise WireError("unavailable", f"{self.service_name} is not available") from None
+            raise
         finally:
             if before is None:
                 data.pop("authorization", None)

@@ -128,6 +128,10 @@ def call(intake, door: str) -> requests.Response:
                          ids=[f"{type(e).__name__}-{c}" for e, _, c in ERRORS_TRACKING_ANSWERS])
 def test_intake_answers_the_status_and_code_tracking_gave(intake, door, failure, status, code):
     FAILURE[:] = [failure]
+    if code == "unauthenticated" and not DOORS[door][3]:
+        # Intake called as itself: its own token was refused, which is intake's misconfiguration,
+        # not the citizen's doing. The citizen is told to come back; the log says why.
+        status, code = 503, "unavailable"
     response = call(intake, door)
     assert response.status_code == status, response.text
     error = response.json()["error"]
