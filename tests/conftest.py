@@ -62,6 +62,17 @@ def amqp_uri() -> str:
     return AMQP_URI
 
 
+@pytest.fixture(scope="module")
+def private_amqp_uri():
+    """A RabbitMQ virtual host of the test module's own: service processes started on it never
+    answer another test's RPC calls (queues are named after services), nor it theirs."""
+    from tests.stack import create_vhost, delete_vhost
+
+    vhost = create_vhost()
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    delete_vhost(vhost)
+
+
 @pytest.fixture
 def exchange_name() -> str:
     """A topic exchange of the test's own, so tests never hear each other's events."""

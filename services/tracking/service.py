@@ -103,7 +103,7 @@ class TrackingService(health.Health):
         """Summary rows (staff; a department's token its department, a crew its own jobs)."""
         principal = self.auth.require(*access.SEARCH_ROLES)
         filters = access.search_filters(principal, SEARCH.load(filters or {}))
-        return self.tracking.projector.search(**filters)
+        return self._caught_up().search(**filters)
 
     @rpc(errors=ERRORS)
     def open311_requests(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -174,7 +174,7 @@ class TrackingService(health.Health):
         """GET /reports?status=open&department=obras&bbox=20.5,-100.5,20.7,-100.3 (staff)"""
         principal = self.auth.require(*access.SEARCH_ROLES)
         filters = access.search_filters(principal, SEARCH.load(request.args.to_dict()))
-        return json_response({"reports": self.tracking.projector.search(**filters)})
+        return json_response({"reports": self._caught_up().search(**filters)})
 
     @http("GET", "/", html=True)
     def http_home(self, request: Request) -> Response:

@@ -29,10 +29,11 @@ def exchange() -> str:
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory, exchange):
+def tracking(tmp_path_factory, exchange, private_amqp_uri):
     db = tmp_path_factory.mktemp("tracking") / "tracking.sqlite"
     service = ServiceProcess("tracking", {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite", "TRACKING_SQLITE_DBNAME": str(db),
+        "AMQP_URI": private_amqp_uri, "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "TRACKING_SQLITE_DBNAME": str(db),
         "EVENTS_EXCHANGE": exchange, "RELAY_POLL_INTERVAL": "0.2",
     }).start()
     yield service
@@ -40,8 +41,8 @@ def tracking(tmp_path_factory, exchange):
 
 
 @pytest.fixture
-def listener(amqp_uri, exchange):
-    listening = EventListener(amqp_uri, exchange, unique("test.listener"))
+def listener(private_amqp_uri, exchange):
+    listening = EventListener(private_amqp_uri, exchange, unique("test.listener"))
     yield listening
     listening.close()
 
@@ -188,8 +189,8 @@ def test_the_private_view_needs_the_citizens_access_token(tracking):
     assert private.status_code == 200 and private.json()["folio"] == folio
 
 
-def test_rpc_commands_carry_the_callers_identity(tracking, amqp_uri):
-    config = {"AMQP_URI": amqp_uri}
+def test_rpc_commands_carry_the_callers_identity(tracking, private_amqp_uri):
+    config = {"AMQP_URI": private_amqp_uri}
     with ClusterRpcProxy(config, context_data=bearer("operator"), timeout=20) as rpc:
         folio = rpc.tracking.open_report(dict(POTHOLE, channel="phone_070"))["folio"]
     with ClusterRpcProxy(config, context_data=bearer("supervisor"), timeout=20) as rpc:

@@ -31,9 +31,9 @@ def leads(replica: ServiceProcess) -> bool:
 
 
 def test_one_replica_publishes_and_the_other_takes_over_when_it_is_killed(
-        pg_env, amqp_uri, exchange_name):
-    listener = EventListener(amqp_uri, exchange_name, unique("test.listener"))
-    env = {"PERSISTENCE_MODULE": "eventsourcing.postgres",
+        pg_env, private_amqp_uri, exchange_name):
+    listener = EventListener(private_amqp_uri, exchange_name, unique("test.listener"))
+    env = {"AMQP_URI": private_amqp_uri, "PERSISTENCE_MODULE": "eventsourcing.postgres",
            "TRACKING_POSTGRES_DBNAME": pg_env["POSTGRES_DBNAME"],
            "TRACKING_POSTGRES_SCHEMA": pg_env["POSTGRES_SCHEMA"],
            "POSTGRES_USER": pg_env["POSTGRES_USER"], "EVENTS_EXCHANGE": exchange_name,
