@@ -8,13 +8,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from marshmallow import INCLUDE, Schema, fields, validate
 from werkzeug.wrappers import Request, Response
 
 from shared.chassis.answers import json_response
 from shared.chassis.http import http
 from shared.chassis.metrics import exposition
+from shared.chassis.openapi import PLAIN, api
 
 log = logging.getLogger(__name__)
+
+
+class AliveSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["ok"]))
+
+
+class ReadinessSchema(Schema):
+    """`ready`, and the service's own checks beside it."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    ready = fields.Boolean(required=True)
 
 
 class Health:
@@ -22,11 +37,13 @@ class Health:
     and the metrics."""
 
     @http("GET", "/healthz")
+    @api(answers={200: AliveSchema})
     def healthz(self, request: Request) -> Response:
         """GET /healthz -> {"status": "ok"} while the process serves requests."""
         return json_response({"status": "ok"})
 
     @http("GET", "/readyz")
+    @api(answers={200: ReadinessSchema, 503: ReadinessSchema})
     def readyz(self, request: Request) -> Response:
         """GET /readyz -> 200 {"ready": true, ...checks} or 503 {"ready": false, ...}."""
         try:
@@ -37,6 +54,7 @@ class Health:
         return json_response({"ready": ready, **checks}, 200 if ready else 503)
 
     @http("GET", "/metrics")
+    @api(answers={200: PLAIN})
     def metrics_endpoint(self, request: Request) -> Response:
         """GET /metrics -> Prometheus' text format."""
         try:
