@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts.events import LocationSchema as EventLocation
 from shared.contracts.fields import (
@@ -23,6 +23,7 @@ from shared.contracts.fields import (
     pattern,
     text_problem,
 )
+from shared.contracts.views import CitizenViewSchema, ReportStateSchema, StaffViewSchema
 
 from .domainmodel import CHANNELS, COMMENT_VISIBILITIES, FOLIO_PATTERN, RESOLUTIONS
 
@@ -160,6 +161,10 @@ class CitizenFeedbackSchema(Schema):
 class CommaList(fields.Field):
     """`a,b,c` in a query string, or a list in RPC: at most MAX_IDS single-line values."""
 
+    # Its shape in GET /openapi.json (shared/chassis/openapi.py).
+    openapi_schema = {"type": "string", "pattern": r"[^\s,]",
+                      "description": f"Comma-separated, at most {MAX_IDS} values."}
+
     def __init__(self, item_length: int = 64, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.item_length = item_length
@@ -186,6 +191,8 @@ class BBox(fields.Field):
     """`min_lat,min_long,max_lat,max_long`."""
 
     HINT = "four numbers: min_lat,min_long,max_lat,max_long (-90..90, -180..180)"
+    openapi_schema = {"type": "string", "pattern": "^[^,]+,[^,]+,[^,]+,[^,]+$",
+                      "description": HINT}
 
     def _deserialize(self, value, attr, data, **kwargs):
         parts = value if isinstance(value, list) else str(value)[:200].split(",")
@@ -230,3 +237,95 @@ class Open311UpdatesSchema(Schema):
     since = QueryDateTime(required=True)
     limit = fields.Integer(validate=validate.Range(1, 1000), load_default=100)
     service_codes = CommaList(load_default=None, data_key="service_code")
+
+
+# ---- answers, as the OpenAPI document shows them (shared/chassis/openapi.py) -------------------
+
+
+def maybe(kind: type[fields.Field] = fields.String) -> fields.Field:
+    """An answer's field that is always there, maybe null."""
+    return kind(required=True, allow_none=True)
+
+
+class FolioPathSchema(Schema):
+    folio = Folio
+
+
+class CommandKeySchema(Schema):
+    # Read as `step_id` (one line, at most 100 characters) unless the body carries one.
+    step_id = fields.String(data_key="Idempotency-Key", metadata={
+        "description": "The client's key for the command (a repeat records nothing): one line "
+                       "of at most 100 characters, unless the body's `step_id` is given."})
+
+
+class TokenQuerySchema(Schema):
+    token = fields.String(metadata={"description": "The citizen's access token (or the "
+                                                   "X-Access-Token header)."})
+
+
+class LookupQuerySchema(Schema):
+    folio = fields.String(metadata={"description": "A folio: the answer sends you to its page."})
+
+
+class OpenedSchema(Schema):
+    """POST /reports: the folio, and the access token only its citizen should get."""
+
+    folio = fields.String(required=True)
+    access_token = fields.String(required=True)
+    opened_at = fields.DateTime(required=True)
+    due_at = maybe(fields.DateTime)
+    version = fields.Integer(required=True)
+
+
+class CloudEventSchema(Schema):
+    """A report event as the relay publishes it (CloudEvents 1.0, with `streamversion`)."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    specversion = fields.String(required=True, validate=validate.OneOf(["1.0"]))
+    id = fields.String(required=True)
+    source = fields.String(required=True)
+    type = fields.String(required=True)
+    subject = fields.String(required=True)
+    time = fields.DateTime(required=True)
+    datacontenttype = fields.String(required=True)
+    data = fields.Dict(required=True)
+
+
+class EventsSchema(Schema):
+    events = fields.List(fields.Nested(CloudEventSchema), required=True)
+
+
+class ReportSummarySchema(Schema):
+    """A search result: the row's indexed columns and their labels."""
+
+    folio = fields.String(required=True)
+    service_code = fields.String(required=True)
+    service_name = fields.String(required=True)
+    status = fields.String(required=True)
+    step = fields.String(required=True)
+    step_label = maybe()
+    department = fields.String(required=True)
+    crew_id = maybe()
+    channel = maybe()
+    priority = maybe()
+    resolution = maybe()
+    resolution_label = maybe()
+    duplicate_of = maybe()
+    opened_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    closed_at = maybe(fields.DateTime)
+    due_at = maybe(fields.DateTime)
+    lat = maybe(fields.Float)
+    long = maybe(fields.Float)
+    address = maybe()
+    version = fields.Integer(required=True)
+
+
+class SearchResultsSchema(Schema):
+    reports = fields.List(fields.Nested(ReportSummarySchema), required=True)
+
+
+REPORT_VIEWS = (CitizenViewSchema, StaffViewSchema)  # GET /reports/{folio}: one of them
+REPORT_STATE = ReportStateSchema  # what a command answers
