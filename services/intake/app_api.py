@@ -11,6 +11,8 @@ from nameko.timer import timer
 from werkzeug.wrappers import Request, Response
 
 from shared.chassis.http import http, json_response, read_json
+from shared.chassis.openapi import ACCESS_TOKEN, ANYONE, api
+from shared.contracts.views import CitizenViewSchema
 
 from . import schemas
 from .application import Submission
@@ -77,20 +79,25 @@ class AppApi:
                     pass
 
     @http("GET", "/api/v1/services")
+    @api(answers={200: schemas.ServicesSchema})
     @http_errors
     def api_services(self, request: Request) -> Response:
         """GET /api/v1/services -> {"services": [{"code": "bache", "name": "Bache", ...}]}"""
         return json_response({"services": [service_json(s) for s in self.intake.catalog()]})
 
     @http("GET", "/api/v1/services/<string:code>")
+    @api(answers={200: schemas.CatalogServiceSchema})
     @http_errors
     def api_service(self, request: Request, code: str) -> Response:
+        """GET /api/v1/services/bache -> {"code": "bache", "name": "Bache", "questions": [...]}"""
         definition = self.intake.store.services().get(code)
         if definition is None or not definition.active:
             raise NotFound(f"no service has code {code!r}")
         return json_response(service_json(definition))
 
     @http("POST", "/api/v1/reports")
+    @api(body=REPORT, headers=schemas.AppKeySchema, answers={201: schemas.ReceiptSchema},
+         errors=(409, 422))
     @http_errors
     def api_report(self, request: Request) -> Response:
         """POST /api/v1/reports with `Idempotency-Key: <uuid>` and a ReportSchema body
@@ -101,6 +108,7 @@ class AppApi:
         return json_response(receipt, 201)
 
     @http("GET", "/api/v1/duplicates")
+    @api(query=NEARBY, answers={200: schemas.NearbyReportsSchema})
     @http_errors
     def api_duplicates(self, request: Request) -> Response:
         """GET /api/v1/duplicates?service_code=bache&lat=20.59&long=-100.39 -> open reports of
@@ -109,6 +117,7 @@ class AppApi:
         return json_response({"reports": self.intake.possible_duplicates(**query)})
 
     @http("POST", "/api/v1/reports/<string:folio>/follow")
+    @api(body=FOLLOW, answers={202: schemas.FollowingSchema})
     @http_errors
     def api_follow(self, request: Request, folio: str) -> Response:
         """POST /api/v1/reports/QRO-2026-000123/follow {"contact": {"email": "..."}} -> 202"""
@@ -119,6 +128,7 @@ class AppApi:
         return json_response({"folio": folio, "subscribed": True}, 202)
 
     @http("GET", "/api/v1/reports/<string:folio>")
+    @api(answers={200: CitizenViewSchema}, auth=(ANYONE, ACCESS_TOKEN), errors=(403,))
     @http_errors
     def api_get_report(self, request: Request, folio: str) -> Response:
         """GET /api/v1/reports/QRO-2026-000123 (X-Access-Token: … for the private view)"""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contracts.contacts import ContactSchema
 from shared.contracts.fields import (
@@ -18,8 +18,9 @@ from shared.contracts.fields import (
     one_of,
     pattern,
 )
+from shared.contracts.open311 import Open311Request
 
-from .catalog import MAX_TEXT
+from .catalog import MAX_TEXT, DefinitionSchema
 
 STAFF_CHANNELS = ("phone_070", "window")
 IDEMPOTENCY_KEY = pattern(r"^[A-Za-z0-9_\-:.]{8,200}$", error="8 to 200 letters, digits or _ - : .")
@@ -91,3 +92,111 @@ class NearbySchema(Schema):
 
 class MarkDuplicateSchema(Schema):
     duplicate_of = Line(40, min_length=1, required=True)
+
+
+# ---- what the doors answer, as the OpenAPI document shows them (shared/chassis/openapi.py) -----
+
+
+def maybe(kind: type[fields.Field] = fields.String, **kwargs: Any) -> fields.Field:
+    """An answer's field that is always there, maybe null."""
+    return kind(required=True, allow_none=True, **kwargs)
+
+
+class AppKeySchema(Schema):
+    key = fields.String(required=True, data_key="Idempotency-Key", validate=IDEMPOTENCY_KEY,
+                        metadata={"description": "A UUID per report: a retry is safe."})
+
+
+class StaffKeySchema(Schema):
+    key = fields.String(data_key="Idempotency-Key", validate=IDEMPOTENCY_KEY)
+
+
+class ReceiptSchema(Schema):
+    """A new report: its folio, the citizen's access token (a replay after REPLAY_WINDOW_HOURS
+    has none) and the page to follow it."""
+
+    folio = fields.String(required=True)
+    access_token = fields.String()
+    token = fields.String(required=True)
+    opened_at = fields.DateTime(required=True)
+    expected_at = maybe(fields.DateTime)
+    service_code = fields.String(required=True)
+    service_name = fields.String(required=True)
+    channel = fields.String(required=True)
+    status_url = maybe()
+    subscribed = fields.Boolean()
+
+
+class CatalogServiceSchema(DefinitionSchema):
+    class Meta:
+        exclude = ("active",)
+
+
+class ServicesSchema(Schema):
+    services = fields.List(fields.Nested(CatalogServiceSchema), required=True)
+
+
+class NearbyReportSchema(Open311Request):
+    distance_m = fields.Float(required=True)
+
+
+class NearbyReportsSchema(Schema):
+    reports = fields.List(fields.Nested(NearbyReportSchema), required=True)
+
+
+class FollowingSchema(Schema):
+    folio = fields.String(required=True)
+    subscribed = fields.Boolean(required=True)
+
+
+class UploadTicketSchema(Schema):
+    ticket = fields.String(required=True)
+    expires_at = fields.DateTime(required=True)
+    photos = fields.Integer(required=True)
+
+
+class PhotoUrlSchema(Schema):
+    url = fields.String(required=True)
+
+
+class PhotoFormSchema(Schema):
+    class Meta:
+        unknown = INCLUDE  # other parts of the form are not read
+
+    photo = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+class ChatbotAnswerSchema(Schema):
+    sender = fields.String(required=True)
+    replies = fields.List(fields.String(), required=True)
+    folio = fields.String()
+
+
+class PortalFormSchema(Schema):
+    """A portal form: every value text; a question's answer comes as `attribute[<code>]`."""
+
+    class Meta:
+        unknown = INCLUDE
+
+
+def portal_form(name: str, *texts: str, **more: fields.Field) -> type[Schema]:
+    return PortalFormSchema.from_dict({**{text: fields.String() for text in texts}, **more},
+                                      name=name)
+
+
+CONTACT_TEXTS = ("first_name", "last_name", "email", "phone", "notify_by")
+PortalReportFormSchema = portal_form(
+    "PortalReportForm", "description", "address", "lat", "long", *CONTACT_TEXTS,
+    "idempotency_key", "upload_ticket", "photo_url", "confirmar",
+    photo=fields.Raw(metadata={"type": "string", "format": "binary"}))
+PortalFollowFormSchema = portal_form("PortalFollowForm", *CONTACT_TEXTS)
+
+
+
+class LookupQuerySchema(Schema):
+    folio = fields.String(metadata={"description": "A folio: the answer sends you to its page."})
+
+
+class TokenQuerySchema(Schema):
+    token = fields.String(metadata={"description": "The citizen's access token: the private "
+                                                   "view."})

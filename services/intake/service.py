@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import shared.chassis  # noqa: F401  (must come before anything that loads psycopg)
-from shared.chassis import health
+from shared.chassis import health, openapi
 from shared.chassis.auth import Auth
 from shared.chassis.gctuning import GcTuning
 from shared.chassis.metrics import RequestMetrics
@@ -23,7 +23,7 @@ from .portal import http as portal
 
 
 class IntakeService(open311_http.Open311Api, portal.PortalPages, chatbot_http.ChatbotWebhook,
-                    app_api.AppApi, staff.StaffApi, health.Health):
+                    app_api.AppApi, staff.StaffApi, health.Health, openapi.ApiDocument):
     name = "intake"
 
     intake = IntakeRuntime()

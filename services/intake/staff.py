@@ -7,13 +7,17 @@ from marshmallow import ValidationError
 from werkzeug.wrappers import Request, Response
 
 from shared.chassis.http import http, json_response, read_json
+from shared.chassis.openapi import BEARER, api
+from shared.contracts.views import ReportStateSchema, StaffViewSchema
 
 from . import schemas
 from .app_api import idempotency_key, service_json, submission
+from .catalog import DefinitionSchema
 from .errors import NotFound, http_errors
 
 STAFF_REPORT = schemas.StaffReportSchema()
 MARK_DUPLICATE = schemas.MarkDuplicateSchema()
+DEFINITION = DefinitionSchema(partial=("code",))  # PUT's body in GET /openapi.json (URL: code)
 STAFF_ROLES = ("operator", "supervisor")
 
 
@@ -22,6 +26,8 @@ class StaffApi:
     them as the actor, with the channel."""
 
     @http("POST", "/staff/reports")
+    @api(body=STAFF_REPORT, headers=schemas.StaffKeySchema, answers={201: schemas.ReceiptSchema},
+         auth=(BEARER,), errors=(409, 422))
     @http_errors
     def staff_report(self, request: Request) -> Response:
         """POST /staff/reports {"channel": "phone_070", "service_code": "bache", ...,
@@ -35,6 +41,7 @@ class StaffApi:
         return json_response(receipt, 201)
 
     @http("GET", "/staff/reports/<string:folio>")
+    @api(answers={200: StaffViewSchema}, auth=(BEARER,))
     @http_errors
     def staff_lookup(self, request: Request, folio: str) -> Response:
         """Any folio, with internal notes and actors (operators look up for callers)."""
@@ -46,6 +53,7 @@ class StaffApi:
         return json_response(view)
 
     @http("POST", "/staff/reports/<string:folio>/mark_duplicate")
+    @api(body=MARK_DUPLICATE, answers={200: ReportStateSchema}, auth=(BEARER,), errors=(409,))
     @http_errors
     def staff_mark_duplicate(self, request: Request, folio: str) -> Response:
         """POST /staff/reports/QRO-2026-000124/mark_duplicate {"duplicate_of": "QRO-2026-000123"}"""
@@ -57,6 +65,7 @@ class StaffApi:
         return json_response(state)
 
     @http("PUT", "/staff/services/<string:code>")
+    @api(body=DEFINITION, answers={200: schemas.CatalogServiceSchema}, auth=(BEARER,))
     @http_errors
     def staff_put_service(self, request: Request, code: str) -> Response:
         """An admin adds or edits a catalog service: PUT /staff/services/bache {definition}"""

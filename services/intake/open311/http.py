@@ -17,17 +17,27 @@ from werkzeug.wrappers import Request, Response
 
 from shared.chassis.http import http, request_id_of
 from shared.chassis.metrics import ERROR_ANSWERS
+from shared.chassis.openapi import API_KEY, JSON, XML, api
 from shared.contracts.errors import RETRY_AFTER_SECONDS
 
 from ..application import UnknownService
 from ..errors import ERRORS
 from . import documents as open311_docs
 from . import format as open311
+from . import schemas
 from .format import Open311Error
 
 log = logging.getLogger(__name__)
 BASE = "/open311/v2"
 Answer = tuple[str, Any, int]  # (XML root element, document, HTTP status)
+
+
+def geo_api(**declared: Any) -> Callable[[Callable], Callable]:
+    """`@api` for a GeoReport door: a path per format, errors in the spec's format (a wrong
+    jurisdiction_id is a 404 on every door)."""
+    return api(**{"query": schemas.GeoReportScopeSchema, "errors": (400, 404), **declared},
+               formats={"json": JSON, "xml": XML},
+               error_body=schemas.GeoReportErrorSchema(many=True))
 
 
 @dataclass(frozen=True)
@@ -125,6 +135,7 @@ def georeport(handler: Callable[..., Answer]) -> Callable[..., Response]:
             if fmt not in open311.FORMATS:
                 fmt = "xml"  # the spec's required format, for the error itself
                 raise Open311Error(404, "unknown format: ask for .xml or .json")
+            open311.check_arguments(request.args)  # every door's arguments, as docs/input.md says
             self.open311.check_jurisdiction(request.values.get("jurisdiction_id"))
             root, document, status = handler(self, request, **params)
         except Exception as exc:
@@ -144,6 +155,7 @@ class Open311Api:
     open311 = Open311Settings()
 
     @http("GET", f"{BASE}/discovery.<string:fmt>")
+    @geo_api(answers={200: schemas.GeoReportDiscoverySchema})
     @georeport
     def open311_discovery(self, request: Request) -> Answer:
         """GET /open311/v2/discovery.json -> {"changeset": ..., "endpoints": [{"url": ...}]}"""
@@ -151,12 +163,14 @@ class Open311Api:
         return "discovery", open311_docs.discovery_document(self.open311, changeset), 200
 
     @http("GET", f"{BASE}/services.<string:fmt>")
+    @geo_api(answers={200: schemas.GeoReportServiceSchema(many=True)})
     @georeport
     def open311_services(self, request: Request) -> Answer:
         """GET /open311/v2/services.xml -> <services><service><service_code>bache</...>"""
         return "services", [open311_docs.service_entry(d) for d in self.intake.catalog()], 200
 
     @http("GET", f"{BASE}/services/<string:code>.<string:fmt>")
+    @geo_api(answers={200: schemas.GeoReportDefinitionSchema})
     @georeport
     def open311_service_definition(self, request: Request, code: str) -> Answer:
         """GET /open311/v2/services/bache.json -> {"service_code": "bache", "attributes": [...]}"""
@@ -164,6 +178,8 @@ class Open311Api:
         return "service_definition", open311_docs.definition_document(definition), 200
 
     @http("POST", f"{BASE}/requests.<string:fmt>")
+    @geo_api(form=schemas.GeoReportFormSchema, auth=(API_KEY,), errors=(400, 403, 404),
+             answers={200: schemas.GeoReportReceiptSchema(many=True)})
     @georeport
     def open311_post_request(self, request: Request) -> Answer:
         """POST /open311/v2/requests.json (form) api_key=…&service_code=bache&lat=20.59&
@@ -181,6 +197,8 @@ class Open311Api:
         return "service_requests", open311_docs.receipt_document(receipt, notice), 200
 
     @http("GET", f"{BASE}/requests.<string:fmt>")
+    @geo_api(query=schemas.GeoReportRequestsQuerySchema,
+             answers={200: schemas.GeoReportRequestSchema(many=True)})
     @georeport
     def open311_get_requests(self, request: Request) -> Answer:
         """GET /open311/v2/requests.json?service_code=bache&status=open&start_date=
@@ -189,6 +207,7 @@ class Open311Api:
         return "service_requests", self._requests(request, filters), 200
 
     @http("GET", f"{BASE}/requests/<string:request_id>.<string:fmt>")
+    @geo_api(answers={200: schemas.GeoReportRequestSchema(many=True)})
     @georeport
     def open311_get_request(self, request: Request, request_id: str) -> Answer:
         """GET /open311/v2/requests/QRO-2026-000123.xml -> a list of one request"""
@@ -200,6 +219,7 @@ class Open311Api:
         return "service_requests", found, 200
 
     @http("GET", f"{BASE}/tokens/<string:token>.<string:fmt>")
+    @geo_api(answers={200: schemas.GeoReportTokenSchema(many=True)})
     @georeport
     def open311_token(self, request: Request, token: str) -> Answer:
         """GET /open311/v2/tokens/6f1c….json -> [{"service_request_id": "QRO-…", "token": …}]"""
@@ -209,6 +229,8 @@ class Open311Api:
         return "service_requests", open311_docs.token_document(token, folio), 200
 
     @http("GET", f"{BASE}/servicerequestupdates.<string:fmt>")
+    @geo_api(query=schemas.GeoReportUpdatesQuerySchema,
+             answers={200: schemas.GeoReportUpdateSchema(many=True)})
     @georeport
     def open311_updates(self, request: Request) -> Answer:
         """GET /open311/v2/servicerequestupdates.xml?start_date=2026-03-01T00:00:00Z
