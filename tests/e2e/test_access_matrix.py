@@ -155,7 +155,7 @@ def open311_rpc(world, who, target, expect, name):
 
 
 for service in ("tracking", "intake"):
-    for probe in ("healthz", "readyz", "metrics"):
+    for probe in ("healthz", "readyz", "metrics", "openapi.json"):
         DOORS[service, f"GET /{probe}"] = page(service, lambda w, p=probe: f"/{p}")
 DOORS["tracking", "GET /seguimiento/{folio}"] = page(
     "tracking", lambda w: f"/seguimiento/{w.base[OURS].folio}")
