@@ -141,6 +141,20 @@ def _clean(question: Question, value: Any) -> Any:
     return text
 
 
+class Flag(fields.Boolean):
+    """JSON true or false, nothing else (not 0, 1, "yes" or "on": an admin's typo must not pass;
+    marshmallow's sets cannot tell 0 from False)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("true or false")
+        return value
+
+
+def flag(default: bool) -> Flag:
+    return Flag(load_default=default)
+
+
 class ValueSchema(Schema):
     key = Line(100, required=True, strip=True, min_length=1)
     name = Line(200, required=True, strip=True, min_length=1)
@@ -150,9 +164,9 @@ class QuestionSchema(Schema):
     code = Line(64, required=True, validate=pattern(CODE_PATTERN, CODE_MESSAGE))
     datatype = one_of(DATATYPES, required=True)
     description = Text(MAX_STRING, required=True, strip=True, min_length=1)
-    required = fields.Boolean(load_default=False)
-    order = fields.Integer(validate=validate.Range(0, 1000), load_default=None)
-    variable = fields.Boolean(load_default=True)
+    required = flag(False)
+    order = fields.Integer(strict=True, validate=validate.Range(0, 1000), load_default=None)
+    variable = flag(True)
     datatype_description = Text(MAX_STRING, load_default="")
     values = fields.List(fields.Nested(ValueSchema), validate=validate.Length(max=100),
                          load_default=list)
@@ -176,7 +190,7 @@ class DefinitionSchema(Schema):
                        load_default=None, allow_none=True)
     questions = fields.List(fields.Nested(QuestionSchema), validate=validate.Length(max=50),
                             load_default=list)
-    active = fields.Boolean(load_default=True)
+    active = flag(True)
 
     @validates_schema
     def unique_question_codes(self, data: dict[str, Any], **kwargs: Any) -> None:
