@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.e2e.test_portal import tiny_png
 from tests.support import bearer, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -197,10 +198,12 @@ def test_an_admin_edits_the_catalog_through_the_api(stack):
 
 
 def test_an_uploaded_photo_is_known_and_belongs_to_the_report_that_uses_it(stack):
-    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
-    used, unused = (requests.post(f"{stack.intake.url}/api/v1/photos", data=jpeg + bytes([n]),
-                                  headers={"Content-Type": "image/jpeg"}, timeout=10).json()["url"]
-                    for n in (1, 2))
+    ticket = requests.post(f"{stack.intake.url}/api/v1/upload-tickets",
+                           timeout=10).json()["ticket"]
+    used, unused = (requests.post(f"{stack.intake.url}/api/v1/photos",
+                                  data=tiny_png(rgb=(n, 0, 0)), timeout=10,
+                                  headers={"Content-Type": "image/png", "X-Upload-Ticket": ticket}
+                                  ).json()["url"] for n in (1, 2))
     folio = post_app(stack, {**POTHOLE, "media_urls": [used]}).json()["folio"]
 
     owners = dict(stack.query("intake", "SELECT name, folio FROM intake_photos"))

@@ -3,6 +3,7 @@ reports a pothole from a phone's browser, with a photo, and looks the folio up a
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import uuid
@@ -10,6 +11,7 @@ import zlib
 
 import pytest
 import requests
+from PIL import Image
 
 from tests.support import bearer, wait_for
 
@@ -39,9 +41,25 @@ def pothole_form(**changes: str) -> dict[str, str]:
     return {key: value for key, value in form.items() if value is not None}
 
 
+def form_ticket(stack, code="bache") -> str:
+    """The upload ticket the form carries (a photo needs it)."""
+    page = requests.get(f"{stack.intake.url}/reportar/{code}", timeout=10).text
+    return re.search(r'name="upload_ticket" value="([^"]+)"', page).group(1)
+
+
 def post_form(stack, form, files=None, code="bache"):
+    """Send the form, with the ticket of a freshly loaded form when it has a photo."""
+    if files and "upload_ticket" not in form:
+        form = {**form, "upload_ticket": form_ticket(stack, code)}
     return requests.post(f"{stack.intake.url}/reportar/{code}", data=form, files=files,
                          allow_redirects=False, timeout=30)
+
+
+def same_picture(served: bytes, sent: bytes) -> bool:
+    """The photo kept is the one sent, re-encoded: same size and pixels, nothing else."""
+    kept, original = Image.open(io.BytesIO(served)), Image.open(io.BytesIO(sent))
+    return kept.size == original.size and kept.convert("RGB").tobytes() == \
+        original.convert("RGB").tobytes()
 
 
 def folio_of(page: str) -> str:
@@ -82,6 +100,7 @@ def test_the_form_asks_the_category_questions(stack):
     assert '<select id="q-tamano" name="attribute[tamano]"' in html
     assert 'value="grande"' in html and "Grande (más de 1 m)" in html
     assert 'type="file" id="photo" name="photo" accept="image/*"' in html
+    assert re.search(r'name="upload_ticket" value="[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+"', html)
     assert 'enctype="multipart/form-data"' in html
     assert '<script src="/static/report_form.js">' in html and "Usar mi ubicación" in html
     script = requests.get(f"{stack.intake.url}/static/report_form.js", timeout=10).text
@@ -166,7 +185,7 @@ def test_a_citizen_reports_with_a_photo_and_gets_a_folio_and_a_private_link(stac
     assert "vecina@example.com" not in status.text
     photo_url = re.search(r'<img src="([^"]+/media/[0-9a-f]{32}\.png)"', status.text).group(1)
     media = requests.get(photo_url, timeout=10)
-    assert media.status_code == 200 and media.content == png
+    assert media.status_code == 200 and same_picture(media.content, png)
     assert media.headers["Content-Type"] == "image/png"
 
     mine = requests.get(private.group(1).replace("&amp;", "&"), timeout=10)
@@ -223,7 +242,7 @@ def test_a_report_near_an_open_one_offers_to_follow_it_first(stack):
     assert "Seguir este folio" in second.text and first_folio in second.text
     assert f'formaction="/seguir/{first_folio}"' in second.text
     kept = re.search(r'name="photo_url" value="([^"]+)"', second.text).group(1)
-    assert requests.get(kept, timeout=10).content == png
+    assert same_picture(requests.get(kept, timeout=10).content, png)
     carried = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"',
                               second.text))
     assert carried["confirmar"] == "1" and carried["description"] == "El mismo bache, creo"
@@ -232,55 +251,6 @@ def test_a_report_near_an_open_one_offers_to_follow_it_first(stack):
     assert folio_of(anyway.text) != first_folio
     view = requests.get(f"{stack.intake.url}/folio/{folio_of(anyway.text)}", timeout=10).text
     assert kept in view
-
-
-# ---- the photo API ----------------------------------------------------------------------------
-
-
-def test_the_app_uploads_a_photo_raw_or_multipart_and_it_is_served(stack):
-    png = tiny_png(rgb=(0, 128, 0))
-    raw = requests.post(f"{stack.intake.url}/api/v1/photos", data=png,
-                        headers={"Content-Type": "image/png"}, timeout=10)
-    assert raw.status_code == 201, raw.text
-    url = raw.json()["url"]
-    assert re.match(re.escape(stack.intake.url) + r"/media/[0-9a-f]{32}\.png$", url)
-    served = requests.get(url, timeout=10)
-    assert served.content == png and served.headers["Content-Type"] == "image/png"
-    assert served.headers["X-Content-Type-Options"] == "nosniff"
-
-    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 100
-    multipart = requests.post(f"{stack.intake.url}/api/v1/photos",
-                              files={"photo": ("../../etc/passwd.jpg", jpeg, "image/jpeg")},
-                              timeout=10)
-    assert multipart.status_code == 201, multipart.text
-    assert multipart.json()["url"].endswith(".jpg") and "passwd" not in multipart.json()["url"]
-    assert requests.get(multipart.json()["url"], timeout=10).headers["Content-Type"] == "image/jpeg"
-
-    report = requests.post(f"{stack.intake.url}/api/v1/reports", json={
-        "service_code": "bache", "description": "Bache con foto desde la app",
-        "location": {"address": "Calle 5 de Mayo 10"}, "answers": {"tamano": "chico"},
-        "media_urls": [url]}, headers={"Idempotency-Key": str(uuid.uuid4())}, timeout=30)
-    assert report.status_code == 201, report.text
-    page = requests.get(f"{stack.intake.url}/folio/{report.json()['folio']}", timeout=10).text
-    assert url in page
-
-
-@pytest.mark.parametrize("body, content_type", [
-    (GIF, "image/gif"),
-    (b"<html><body>hola</body></html>", "image/jpeg"),
-    (b"", "image/png"),
-])
-def test_the_photo_api_refuses_what_is_not_a_photo(stack, body, content_type):
-    response = requests.post(f"{stack.intake.url}/api/v1/photos", data=body,
-                             headers={"Content-Type": content_type}, timeout=10)
-    assert response.status_code == 400
-    assert "photo" in response.json()["errors"]
-
-
-@pytest.mark.parametrize("name", ["nope.jpg", "0" * 32 + ".gif", "..%2F..%2Fetc%2Fpasswd",
-                                  "0" * 32 + ".jpg"])
-def test_media_serves_only_stored_photos(stack, name):
-    assert requests.get(f"{stack.intake.url}/media/{name}", timeout=10).status_code == 404
 
 
 # ---- last: with tracking down -----------------------------------------------------------------

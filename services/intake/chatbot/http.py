@@ -19,6 +19,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared.chassis.auth import Unauthenticated
 from shared.chassis.http import http, json_response, read_json
+from shared.chassis.openapi import CHATBOT_SECRET, api
 from shared.contracts.fields import Line, MediaUrl, Text, finite, pattern
 
 from ..application import (
@@ -30,8 +31,10 @@ from ..application import (
 )
 from ..catalog import CatalogError, ServiceDefinition
 from ..errors import http_errors
-from ..schemas import TRUSTED_MEDIA
+from ..photos import refused_answer
+from ..schemas import TRUSTED_MEDIA, ChatbotAnswerSchema, UploadTicketSchema
 from ..store import ConversationChanged
+from ..uploads import UploadRefused
 from . import conversation as chatbot
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,7 @@ class WebhookSchema(Schema):
 
 
 WEBHOOK = WebhookSchema()
+SENDER_ONLY = WebhookSchema(only=("sender",))
 
 
 class SenderLocks:
@@ -91,6 +95,8 @@ class ChatbotWebhook:
     config = Config()
 
     @http("POST", "/chatbot/webhook", max_body=MAX_BODY)
+    @api(body=WEBHOOK, answers={200: ChatbotAnswerSchema}, auth=(CHATBOT_SECRET,),
+         errors=(401, 409))
     @http_errors
     def chatbot_webhook(self, request: Request) -> Response:
         """One message from a citizen in, our replies out.
@@ -113,6 +119,31 @@ class ChatbotWebhook:
             replies, folio = converse(self.intake, sender, message, idle_limit(self.config))
         answer = {"sender": sender, "replies": replies}
         return json_response({**answer, "folio": folio} if folio else answer)
+
+    @http("POST", "/chatbot/upload-tickets", max_body=MAX_BODY)
+    @api(body=SENDER_ONLY, answers={201: UploadTicketSchema}, auth=(CHATBOT_SECRET,),
+         errors=(401, 429))
+    @http_errors
+    def chatbot_upload_ticket(self, request: Request) -> Response:
+        """The adapter's photo step: for a photo a sender sent, it asks a ticket for that
+        sender, uploads the photo to POST /api/v1/photos with it (X-Upload-Ticket) and passes
+        our URL on as the message's `media_url` (a provider's media links expire and need its
+        credentials; ours are the re-encoded photo, without the sender's GPS position).
+
+            curl -X POST http://localhost:8000/chatbot/upload-tickets \\
+              -H 'X-Chatbot-Secret: expediente-chatbot-dev' -H 'Content-Type: application/json' \\
+              -d '{"sender": "whatsapp:+5214421234567"}'
+
+        -> 201 {"ticket": "...", "expires_at": "...", "photos": 5}. The photos count against
+        the sender's hourly quota, not the adapter's address; 401 without the shared secret,
+        429 (Retry-After) past UPLOAD_TICKETS_PER_HOUR tickets for that sender."""
+        check_secret(request, self.config)
+        sender = SENDER_ONLY.load(read_json(request))["sender"]
+        try:
+            ticket = self.uploads.issue(self.intake.store, sender=sender)
+        except UploadRefused as refused:
+            return refused_answer(refused, request)
+        return json_response(ticket, 201)
 
 
 def idle_limit(config: dict[str, Any]) -> timedelta:

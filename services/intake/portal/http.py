@@ -8,6 +8,7 @@ import re
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import eventlet
 from nameko.exceptions import RemoteError
@@ -15,13 +16,16 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Request, Response
 
 from shared.chassis.http import http, static_file
+from shared.chassis.openapi import HTML, api
+from shared.chassis.photos import CleanPhoto, PhotoRejected, check
 from shared.contracts.errors import WireError
 
 from .. import schemas
 from ..application import Submission, SubmissionInProgress, UnknownService
 from ..catalog import ServiceDefinition
 from ..errors import NotFound
-from ..photos import FORM_OVERHEAD, PhotoEndpoints, PhotoRejected, check, upload_limit
+from ..photos import PhotoEndpoints, upload_limit
+from ..uploads import UploadRefused
 from .forms import (
     FIELD_MESSAGES,
     FOLIO,
@@ -54,31 +58,32 @@ class PortalPages(PhotoEndpoints):
         return self.portal.render("home.html", groups=groups)
 
     @http("GET", "/reportar/<string:code>", html=True)
+    @api(answers={200: HTML})
     @html_errors
     def portal_form(self, request: Request, code: str) -> Response:
         """The form of one category, e.g. GET /reportar/bache."""
         return self._form(self._definition(code), MultiDict(), {}, 200)
 
     @http("POST", "/reportar/<string:code>", html=True, max_body=upload_limit)
+    @api(form=schemas.PortalReportFormSchema, answers={200: HTML, 201: HTML}, errors=(409, 429))
     @html_errors
     def portal_submit(self, request: Request, code: str) -> Response:
         """The form sent (multipart): 400 with the form and its messages, the nearby open
         reports to follow instead, or 201 with the folio."""
         definition = self._definition(code)
-        request.max_content_length = self.photos.max_bytes + FORM_OVERHEAD
         form = request.form
         data = read_report(form, definition, self.portal.zone)
         loaded, errors = check_report(data, definition)
-        photo, photo_url = self._photo(request, errors)
+        photo, photo_url, retry_after = self._photo(request, errors)
         if errors:
-            return self._form(definition, form, errors, 400)
+            return self._form(definition, form, errors, 429 if retry_after else 400, retry_after)
         key = form.get("idempotency_key") or ""
         key = f"web:{key}" if re.match(r"^[A-Za-z0-9_\-]{8,100}$", key) else None
         if photo is not None:
             # Kept before tracking is asked: if opening the report fails now, the photo stays
             # as an orphan file (harmless: nothing references it, a retry reuses its name).
             try:
-                photo_url = self.photos.store(photo, seed=key)
+                photo_url = self.photos.keep(photo, seed=key)
                 self.intake.store.photo_uploaded(photo_url.rpartition("/")[2])
             except Exception:
                 log.exception("the photo store failed")
@@ -104,15 +109,17 @@ class PortalPages(PhotoEndpoints):
         return self.portal.render("receipt.html", 201, receipt=receipt, private_url=private_url)
 
     @http("GET", "/folio", html=True)
+    @api(query=schemas.LookupQuerySchema, answers={200: HTML, 303: None})
     @html_errors
     def portal_lookup(self, request: Request) -> Response:
         """The lookup form; GET /folio?folio=QRO-2026-000123 goes to that folio's page."""
         folio = normal_folio(request.args.get("folio", ""))
         if folio:
-            return Response(status=303, headers={"Location": f"/folio/{folio}"})
+            return Response(status=303, headers={"Location": f"/folio/{quote(folio, safe='')}"})
         return self.portal.render("lookup.html", folio="")
 
     @http("GET", "/folio/<string:folio>", html=True)
+    @api(query=schemas.TokenQuerySchema, answers={200: HTML}, errors=(403,))
     @html_errors
     def portal_report(self, request: Request, folio: str) -> Response:
         """A folio's status and timeline; `?token=` (the citizen's private link) adds what only
@@ -133,6 +140,7 @@ class PortalPages(PhotoEndpoints):
                                   values=MultiDict(), errors={})
 
     @http("POST", "/seguir/<string:folio>", html=True)
+    @api(form=schemas.PortalFollowFormSchema, answers={200: HTML})
     @html_errors
     def portal_follow(self, request: Request, folio: str) -> Response:
         """Follow an existing folio instead of reporting again: contact details -> confirmation."""
@@ -147,6 +155,7 @@ class PortalPages(PhotoEndpoints):
         return self.portal.render("followed.html", folio=folio, contact=contact)
 
     @http("GET", "/static/<string:name>")
+    @api(answers={200: {"text/css": None, "text/javascript": None}})
     def portal_static(self, request: Request, name: str) -> Response:
         """The pages' stylesheet and script, e.g. GET /static/portal.css."""
         return static_file(STATIC, name)
@@ -160,34 +169,43 @@ class PortalPages(PhotoEndpoints):
             raise NotFound(code) from None
 
     def _form(self, definition: ServiceDefinition, values: MultiDict, errors: dict[str, str],
-              status: int) -> Response:
+              status: int, retry_after: int | None = None) -> Response:
         key = values.get("idempotency_key") or str(uuid.uuid4())
         questions = sorted(definition.questions, key=lambda q: q.order)
         layout = [f"attribute[{q.code}]" for q in questions] + FORM_LAYOUT
         errors = dict(sorted(errors.items(), key=lambda item: (
             layout.index(item[0]) if item[0] in layout else len(layout))))
-        return self.portal.render("report_form.html", status, definition=definition,
+        # A fresh upload ticket with every form: it lets the form's photo in (uploads.py).
+        ticket, _ = self.uploads.tickets.issue()
+        page = self.portal.render("report_form.html", status, definition=definition,
                                   questions=questions, values=values, errors=errors,
-                                  idempotency_key=key,
+                                  idempotency_key=key, upload_ticket=ticket,
                                   max_mb=f"{self.photos.max_bytes / (1024 * 1024):g}")
+        if retry_after:
+            page.headers["Retry-After"] = str(retry_after)
+        return page
 
-    def _photo(self, request: Request, errors: dict[str, str]) -> tuple[bytes | None, str | None]:
-        """(new photo's bytes, or the URL of one kept from an earlier step); a bad one is an
-        error on the `photo` field."""
+    def _photo(self, request: Request, errors: dict[str, str]
+               ) -> tuple[CleanPhoto | None, str | None, int | None]:
+        """(the new photo re-encoded, or the URL of one kept from an earlier step, and the
+        seconds to wait when the quota is spent); a bad one is an error on the `photo` field.
+        A new photo needs the form's upload ticket and counts against the client's quota."""
         upload = request.files.get("photo")
         data = upload.stream.read(self.photos.max_bytes + 1) if upload is not None else b""
         if data or (upload is not None and upload.filename):
             try:
-                check(data, self.photos.max_bytes)
-            except PhotoRejected as rejected:
-                errors["photo"] = rejected.spanish
-                return None, None
-            return data, None
+                check(data, self.photos.limits)
+                self.uploads.admit_citizen(self.intake.store, request.form.get("upload_ticket"),
+                                           self.uploads.client(request))
+                return self.photos.prepare(data), None, None
+            except (PhotoRejected, UploadRefused) as refused:
+                errors["photo"] = refused.spanish
+                return None, None, getattr(refused, "retry_after", None)
         kept = (request.form.get("photo_url") or "").strip()
         if kept and not self.photos.owns(kept):
             errors["photo"] = FIELD_MESSAGES["photo"]
-            return None, None
-        return None, kept or None
+            return None, None, None
+        return None, kept or None, None
 
     def _nearby(self, code: str, lat: float, long: float) -> list[dict[str, Any]]:
         """Open reports of the same category nearby; none if tracking cannot say (the
