@@ -10,11 +10,12 @@ from prometheus_client import Gauge
 from werkzeug.wrappers import Request, Response
 
 import shared.chassis  # noqa: F401  (must come before anything that loads psycopg)
-from shared.chassis import health  # a module: `nameko run` would take a class for a service
+from shared.chassis import health, openapi  # modules: `nameko run` takes classes for services
 from shared.chassis.auth import Auth
 from shared.chassis.gctuning import GcTuning
 from shared.chassis.http import http, json_response, read_json, static_file
 from shared.chassis.metrics import RequestMetrics
+from shared.chassis.openapi import ACCESS_TOKEN, ANYONE, BEARER, HTML, Door, api
 from shared.chassis.rpc import rpc
 from shared.chassis.secrets import SecretsCheck
 
@@ -33,9 +34,15 @@ REPORT_EVENTS = schemas.ReportEventsSchema()
 OPEN311_REQUESTS = schemas.Open311RequestsSchema()
 OPEN311_UPDATES = schemas.Open311UpdatesSchema()
 STATIC = Path(__file__).with_name("read") / "static"
+# POST /reports/{folio}/{name}: each command is a path of its own in GET /openapi.json.
+COMMAND_DOORS = {
+    **{name: Door(body=command.schema, auth=(BEARER,), errors=(409,))
+       for name, command in commands.COMMANDS.items()},
+    **dict.fromkeys(("confirm", "dispute"), Door(body=CITIZEN_FEEDBACK, errors=(403, 409))),
+}
 
 
-class TrackingService(health.Health):
+class TrackingService(health.Health, openapi.ApiDocument):
     name = "tracking"
 
     tracking = TrackingRuntime()
@@ -134,23 +141,30 @@ class TrackingService(health.Health):
     # ---- HTTP ----------------------------------------------------------------------------------
 
     @http("POST", "/reports")
+    @api(body=OPEN_REPORT, answers={201: schemas.OpenedSchema}, auth=(BEARER,))
     @http_errors
     def http_open_report(self, request: Request) -> Response:
         """POST /reports {"service_code": "bache", ..., "channel": "window"} -> 201 {folio, ...}"""
         return json_response(self.open_report(read_json(request)), 201)
 
     @http("POST", "/reports/<string:folio>/<string:name>")
+    @api(path=schemas.FolioPathSchema, headers=schemas.CommandKeySchema,
+         answers={200: schemas.REPORT_STATE}, each={"name": COMMAND_DOORS})
     @http_errors
     def http_command(self, request: Request, folio: str, name: str) -> Response:
-        """POST /reports/QRO-2026-000123/assign {"crew_id": "C-07"} -> 200 {step, version, ...}"""
-        if name in ("confirm", "dispute"):
-            return json_response(self.citizen_feedback(folio, name, read_json(request)))
-        if name not in commands.COMMANDS:
+        """POST /reports/QRO-2026-000123/assign {"crew_id": "C-07"} -> 200 {step, version, ...}
+        (an `Idempotency-Key` header, or `step_id` in the body, makes a repeat record nothing)"""
+        if name not in (*commands.COMMANDS, "confirm", "dispute"):
             raise KeyError(f"unknown command {name!r}")
-        state = commands.execute(self.tracking.app, self.auth, name, folio, read_json(request))
+        payload = commands.keyed(read_json(request), request.headers)
+        if name in ("confirm", "dispute"):
+            return json_response(self.citizen_feedback(folio, name, payload))
+        state = commands.execute(self.tracking.app, self.auth, name, folio, payload)
         return json_response(commands.state(state))
 
     @http("GET", "/reports/<string:folio>/events")
+    @api(path=schemas.FolioPathSchema, query=schemas.ReportEventsSchema(only=["after_version"]),
+         answers={200: schemas.EventsSchema}, auth=(BEARER,))
     @http_errors
     def http_report_events(self, request: Request, folio: str) -> Response:
         """GET /reports/QRO-2026-000123/events?after_version=3 -> {"events": [CloudEvent, ...]}
@@ -159,6 +173,8 @@ class TrackingService(health.Health):
         return json_response({"events": self.report_events(folio, after)})
 
     @http("GET", "/reports/<string:folio>")
+    @api(path=schemas.FolioPathSchema, query=schemas.TokenQuerySchema,
+         answers={200: schemas.REPORT_VIEWS}, auth=(ANYONE, ACCESS_TOKEN, BEARER))
     @http_errors
     def http_get_report(self, request: Request, folio: str) -> Response:
         """GET /reports/QRO-2026-000123 -> the timeline (JSON). `X-Access-Token` (or ?token=)
@@ -169,6 +185,7 @@ class TrackingService(health.Health):
         return json_response(_found(self._view(folio, token, staff=False), folio))
 
     @http("GET", "/reports")
+    @api(query=SEARCH, answers={200: schemas.SearchResultsSchema}, auth=(BEARER,))
     @http_errors
     def http_search(self, request: Request) -> Response:
         """GET /reports?status=open&department=obras&bbox=20.5,-100.5,20.7,-100.3 (staff)"""
@@ -177,6 +194,7 @@ class TrackingService(health.Health):
         return json_response({"reports": self._caught_up().search(**filters)})
 
     @http("GET", "/", html=True)
+    @api(query=schemas.LookupQuerySchema, answers={200: HTML, 303: None})
     def http_home(self, request: Request) -> Response:
         """The lookup form; GET /?folio=QRO-2026-000123 (the form sent) goes to its page."""
         folio = (request.args.get("folio") or "").strip()
@@ -185,11 +203,13 @@ class TrackingService(health.Health):
         return Response(render_lookup(None), mimetype="text/html")
 
     @http("GET", "/static/<string:name>")
+    @api(answers={200: {"text/css": None}})
     def http_static(self, request: Request, name: str) -> Response:
         """The pages' stylesheet, e.g. GET /static/status.css."""
         return static_file(STATIC, name)
 
     @http("GET", "/seguimiento/<string:folio>", html=True)
+    @api(answers={200: HTML, 404: HTML})
     def http_status_page(self, request: Request, folio: str) -> Response:
         """The citizen's status page (HTML, Spanish)."""
         view = self._view(folio, None, staff=False)
