@@ -12,6 +12,7 @@ from nameko.dependency_providers import Config
 from nameko.timer import timer
 from werkzeug.wrappers import Request, Response
 
+from shared.chassis.auth import WorkerAuth
 from shared.chassis.http import error_response, http, json_response, request_id_of
 from shared.chassis.openapi import BEARER, PHOTOS, PLAIN, UPLOAD_TICKET, api
 from shared.chassis.photos import (
@@ -25,6 +26,7 @@ from shared.chassis.photos import (
 from shared.contracts.errors import WireError
 
 from . import schemas
+from .application import IntakeApplication
 from .errors import http_errors
 from .store import IntakeStore
 from .uploads import UploadRefused, Uploads
@@ -65,6 +67,10 @@ def prune_orphans(photos: PhotoStore, store: IntakeStore, older_than: timedelta)
 
 class PhotoEndpoints:
     """POST /api/v1/upload-tickets, POST /api/v1/photos and GET /media/<name>."""
+
+    # IntakeService's dependencies, annotated and never assigned: nameko takes no provider here.
+    intake: IntakeApplication
+    auth: WorkerAuth
 
     photos = Photos()
     uploads = Uploads()

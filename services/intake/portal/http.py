@@ -77,8 +77,8 @@ class PortalPages(PhotoEndpoints):
         photo, photo_url, retry_after = self._photo(request, errors)
         if errors:
             return self._form(definition, form, errors, 429 if retry_after else 400, retry_after)
-        key = form.get("idempotency_key") or ""
-        key = f"web:{key}" if re.match(r"^[A-Za-z0-9_\-]{8,100}$", key) else None
+        given = form.get("idempotency_key") or ""
+        key = f"web:{given}" if re.match(r"^[A-Za-z0-9_\-]{8,100}$", given) else None
         if photo is not None:
             # Kept before tracking is asked: if opening the report fails now, the photo stays
             # as an orphan file (harmless: nothing references it, a retry reuses its name).
