@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, import contracts, then every tier of tests against the real
+# The whole test suite: lint, import contracts, types, then every tier of tests against the real
 # RabbitMQ and PostgreSQL of this machine. Fails loudly if pytest collects no test.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,6 +13,7 @@ fi
 export PSYCOPG_WAIT_FUNC=wait_select
 .venv/bin/ruff check .
 .venv/bin/lint-imports --config pyproject.toml
+.venv/bin/mypy  # pyproject.toml [tool.mypy]: strict on shared/contracts and the domain models
 set +e
 .venv/bin/python -m pytest -q -ra "$@"
 status=$?

@@ -27,6 +27,9 @@ EARTH_RADIUS_M = 6_371_000.0
 
 
 class Tracking(Protocol):
+    # The RPC client itself: the staff lookups and Open311's reads pass its answers on as they are.
+    remote: Any
+
     def open_report(self, payload: dict[str, Any], on_behalf_of: str | None) -> dict[str, Any]: ...
 
     def open_nearby(self, service_code: str, bbox: tuple[float, float, float, float]

@@ -29,7 +29,7 @@ from . import schemas
 from .application import IntakeApplication
 from .errors import http_errors
 from .store import IntakeStore
-from .uploads import UploadRefused, Uploads
+from .uploads import UploadPolicy, UploadRefused, Uploads
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 3600
@@ -72,8 +72,9 @@ class PhotoEndpoints:
     intake: IntakeApplication
     auth: WorkerAuth
 
-    photos = Photos()
-    uploads = Uploads()
+    # Typed as what a worker gets from them (the chatbot's door uses the same policy).
+    photos: PhotoStore = Photos()
+    uploads: UploadPolicy = Uploads()
     config = Config()
 
     @http("POST", "/api/v1/upload-tickets")

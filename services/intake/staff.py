@@ -6,12 +6,14 @@ from __future__ import annotations
 from marshmallow import ValidationError
 from werkzeug.wrappers import Request, Response
 
+from shared.chassis.auth import WorkerAuth
 from shared.chassis.http import http, json_response, read_json
 from shared.chassis.openapi import BEARER, api
 from shared.contracts.views import ReportStateSchema, StaffViewSchema
 
 from . import schemas
 from .app_api import idempotency_key, service_json, submission
+from .application import IntakeApplication
 from .catalog import DefinitionSchema
 from .errors import NotFound, http_errors
 
@@ -24,6 +26,10 @@ STAFF_ROLES = ("operator", "supervisor")
 class StaffApi:
     """/staff/…: 070 operators and window clerks, with their own bearer token; tracking records
     them as the actor, with the channel."""
+
+    # IntakeService's dependencies, annotated and never assigned: nameko takes no provider here.
+    intake: IntakeApplication
+    auth: WorkerAuth
 
     @http("POST", "/staff/reports")
     @api(body=STAFF_REPORT, headers=schemas.StaffKeySchema, answers={201: schemas.ReceiptSchema},

@@ -127,10 +127,10 @@ class IntakeStore:
         rows = [(d.code, json.dumps(d.as_dict(), ensure_ascii=False), 1, _now())
                 for d in definitions]
         with self.sql.transaction() as tx:
-            before = tx.execute("SELECT COUNT(*) FROM intake_services").fetchone()[0]
+            [(before,)] = tx.execute("SELECT COUNT(*) FROM intake_services").fetchall()
             tx.executemany("INSERT INTO intake_services (code, definition, active, updated_at) "
                            "VALUES (%s, %s, %s, %s) ON CONFLICT (code) DO NOTHING", rows)
-            after = tx.execute("SELECT COUNT(*) FROM intake_services").fetchone()[0]
+            [(after,)] = tx.execute("SELECT COUNT(*) FROM intake_services").fetchall()
         self._catalog = None
         return int(after) - int(before)
 
@@ -277,6 +277,7 @@ class IntakeStore:
                           version: int) -> None:
         """Store the state read at `version` (None ends the conversation); if another replica
         changed it since, ConversationChanged and nothing is written."""
+        params: tuple[Any, ...]
         if state is None:
             sql, params = ("DELETE FROM intake_conversations WHERE sender = %s AND version = %s",
                            (sender, version))

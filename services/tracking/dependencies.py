@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from shared.chassis.follower import LogFollower
 from shared.chassis.runtime import EventSourcedRuntime
@@ -52,7 +52,7 @@ class TrackingRuntime(EventSourcedRuntime):
 
     def projections(self, app: TrackingApplication, options: dict[str, Any]) -> list[LogFollower]:
         self.projector = ReportProjector(app, **options)
-        return [self.projector.follower]
+        return [cast(LogFollower, self.projector.follower)]  # built with an app: it follows
 
     def converter(self, app: TrackingApplication) -> CloudEventConverter:
         self.cloud_events = CloudEventConverter(app)

@@ -166,7 +166,7 @@ class Report(Aggregate):
                 aggregate.step_ids.add(step_id)
 
     @staticmethod
-    def create_id(folio: str, **_: Any) -> UUID:  # type: ignore[override]
+    def create_id(folio: str, **_: Any) -> UUID:
         return report_id(folio)
 
     @event("Opened")
@@ -255,7 +255,8 @@ class Report(Aggregate):
         self._crew_dispatched(actor=actor, step_id=step_id, occurred_at=occurred_at)
 
     @event("CrewDispatched")
-    def _crew_dispatched(self, actor: Actor, step_id: str | None, occurred_at: datetime | None):
+    def _crew_dispatched(self, actor: Actor, step_id: str | None,
+                         occurred_at: datetime | None) -> None:
         pass
 
     def set_en_route(self, actor: Actor, step_id: str | None, occurred_at: datetime | None) -> None:
@@ -263,7 +264,8 @@ class Report(Aggregate):
         self._crew_en_route(actor=actor, step_id=step_id, occurred_at=occurred_at)
 
     @event("CrewEnRoute")
-    def _crew_en_route(self, actor: Actor, step_id: str | None, occurred_at: datetime | None):
+    def _crew_en_route(self, actor: Actor, step_id: str | None,
+                       occurred_at: datetime | None) -> None:
         pass
 
     def arrive(self, actor: Actor, step_id: str | None, occurred_at: datetime | None) -> None:
@@ -271,7 +273,8 @@ class Report(Aggregate):
         self._crew_arrived(actor=actor, step_id=step_id, occurred_at=occurred_at)
 
     @event("CrewArrived")
-    def _crew_arrived(self, actor: Actor, step_id: str | None, occurred_at: datetime | None):
+    def _crew_arrived(self, actor: Actor, step_id: str | None,
+                      occurred_at: datetime | None) -> None:
         pass
 
     def add_photo(self, actor: Actor, url: str, caption: str, stage: str, step_id: str | None,

@@ -5,11 +5,11 @@ service's own field types, which say their shape in a class attribute `openapi_s
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Any, cast
 
 from apispec.ext.marshmallow import MarshmallowPlugin, resolver
 from apispec.ext.marshmallow.common import resolve_schema_cls, resolve_schema_instance
-from marshmallow import validate
+from marshmallow import Schema, validate
 
 from shared.contracts import fields as edge
 
@@ -38,7 +38,8 @@ class SchemaNames:
         if instance.only or set(instance.exclude) - set(instance.opts.exclude) or \
                 instance.partial:
             return None
-        cls = resolve_schema_cls(schema)
+        # One class: apispec's type allows a list for a name it resolves to several.
+        cls = cast("type[Schema]", resolve_schema_cls(schema))
         name = resolver(cls)
         if self.taken.setdefault(name, cls) is not cls:
             name = cls.__module__.rpartition(".")[2].title() + name
@@ -103,5 +104,5 @@ def names_in(schema: Any) -> set[str]:
     """The names a Schema (class or instance) reads: its fields' data keys."""
     if schema is None:
         return set()
-    instance = schema() if inspect.isclass(schema) else schema
+    instance: Any = schema() if inspect.isclass(schema) else schema
     return {f.data_key or name for name, f in instance.fields.items()}

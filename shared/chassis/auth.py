@@ -129,6 +129,8 @@ class TokenVerifier:
         # (key rotation); a short timeout keeps a slow identity provider from holding workers.
         self._jwks_client = jwt.PyJWKClient(jwks_url, timeout=5) if jwks_url else None
         self._verified: dict[str, tuple[Principal, float]] = {}
+        self._jwks: jwt.PyJWKSet | None
+        self._public_key: Any
         self._jwks, self._public_key = _inline_keys(public_key) if public_key else (None, None)
 
     def verify(self, token: str) -> Principal:

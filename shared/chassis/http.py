@@ -195,7 +195,7 @@ class GuardedWsgiApp(WsgiApp):
                         else error_response(error, request_id))
             response.headers.update(headers)
             return response
-        request.path_values = values
+        request.path_values = values  # type: ignore[attr-defined]  # nameko's handlers read it
         return provider.handle_request(request)
 
 

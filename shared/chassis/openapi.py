@@ -122,16 +122,18 @@ class ApiDocument:
     @api(answers={200: {JSON: {"type": "object", "required": ["openapi", "info", "paths"]}}})
     def openapi_document(self, request: Request) -> Response:
         """GET /openapi.json -> this service's OpenAPI 3.1 document (built once)."""
-        return json_response(document(type(self)))
+        service: Any = type(self)  # a class is hashable; mypy's Hashable check says otherwise
+        return json_response(document(service))
 
 
 # ---- building the document ---------------------------------------------------------------------
 
 
 @functools.cache
-def document(service: type) -> dict[str, Any]:
+def document(service: type[Any]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of `service`'s HTTP entrypoints."""
-    plugin = MarshmallowPlugin(schema_name_resolver=SchemaNames())
+    # apispec types the resolver as returning a name; it documents None as "write it inline".
+    plugin = MarshmallowPlugin(schema_name_resolver=SchemaNames())  # type: ignore[arg-type]
     module_doc = (inspect.getdoc(sys.modules[service.__module__]) or "").split("\n")[0]
     spec = APISpec(title=f"Expediente {service.name}", version=_version(),
                    openapi_version="3.1.0", plugins=[plugin], info={"description": module_doc})
@@ -250,6 +252,7 @@ def answers(entrypoint: HttpEntrypoint, door: Door, has_values: bool, media: str
 def response(status: int, answer: Any, media: str | None) -> dict[str, Any]:
     """One status' Response Object (`answer` as Door.answers says)."""
     found: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+    content: dict[str, Any]
     if isinstance(answer, str):
         content = {answer: {}}
     elif isinstance(answer, Mapping):

@@ -64,8 +64,8 @@ def park(tx: Tx, follower: str, notification: Any, event_type: str, subject: str
 
 def parked(store: SqlStore, follower: str, ids: Sequence[int] | None = None) -> list[Failure]:
     """The follower's parked events (those of `ids` only, when given), oldest first."""
-    sql, params = f"SELECT {', '.join(COLUMNS)} FROM follower_failures WHERE follower = %s", [
-        follower]
+    sql = f"SELECT {', '.join(COLUMNS)} FROM follower_failures WHERE follower = %s"
+    params: list[Any] = [follower]
     if ids is not None:
         if not ids:
             return []

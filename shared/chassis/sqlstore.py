@@ -198,7 +198,7 @@ class PostgresStore(SqlStore):
         if schema:
             options += f" -c search_path={schema}"
         self.schema = schema
-        self.conninfo = {
+        self.conninfo: dict[str, Any] = {
             "dbname": dbname,
             "host": host,
             "port": port,

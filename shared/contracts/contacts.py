@@ -42,4 +42,6 @@ class SubscriptionRequestSchema(Schema):
 
 
 def has_contact(contact: dict[str, Any] | None) -> bool:
-    return bool(contact) and any(contact.get(key) for key in ("email", "phone"))
+    if not contact:
+        return False
+    return any(contact.get(key) for key in ("email", "phone"))

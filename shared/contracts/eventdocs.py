@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from marshmallow import fields
 
@@ -52,9 +53,10 @@ The timeline, the Open311 view and the publisher take the rest from the catalog.
 """
 
 
-def describe(field: fields.Field) -> str:
+def describe(field: fields.Field[Any]) -> str:
     if isinstance(field, fields.Nested):
-        nested = field.nested if isinstance(field.nested, type) else type(field.nested)
+        # A Schema class or instance (marshmallow types it loosely): both declare fields.
+        nested: Any = field.nested if isinstance(field.nested, type) else type(field.nested)
         return f"object ({', '.join(nested._declared_fields)})"
     if isinstance(field, fields.List):
         return f"list of {describe(field.inner)}"

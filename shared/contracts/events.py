@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -233,16 +233,17 @@ def short_name(type_: str) -> str:
 
 def label(name: str, language: str = "es") -> str:
     """The citizen-facing label of an event type: label('crew_arrived', 'en')."""
-    return getattr(CATALOG[name].label, language)
+    text: str = getattr(CATALOG[name].label, language)
+    return text
 
 
-def dump_data(name: str, data: dict, *, validate: bool = False) -> dict:
+def dump_data(name: str, data: dict[str, Any], *, validate: bool = False) -> dict[str, Any]:
     """Serialise an event's data through its schema: only the schema's fields go out, formatted
     as the schema says. `validate=True` also loads the result back through the schema and raises
     ValidationError on a contract break; the publisher's contract tests do that for every event
     type, so the relay does not pay for it on every event."""
     schema = CATALOG[name].schema
-    dumped = schema.dump(data)
+    dumped: dict[str, Any] = schema.dump(data)
     if validate:
         errors = schema.validate(dumped)
         if errors:
@@ -250,5 +251,6 @@ def dump_data(name: str, data: dict, *, validate: bool = False) -> dict:
     return dumped
 
 
-def load_data(name: str, data: dict) -> dict:
-    return CATALOG[name].schema.load(data)
+def load_data(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    loaded: dict[str, Any] = CATALOG[name].schema.load(data)
+    return loaded

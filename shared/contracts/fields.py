@@ -151,7 +151,7 @@ def _span(delta: timedelta) -> str:
 # ---- answer maps --------------------------------------------------------------------------------
 
 
-class AttributeMap(fields.Field):
+class AttributeMap(fields.Field[dict[str, Any]]):
     """{code: answer} (a category's questions, Open311 attributes): at most `max_keys` codes of
     a single line each; an answer is text, a number, true/false or null, or a short list of them.
     Text answers are checked like Text; `max_total` bounds all text together."""
@@ -162,7 +162,8 @@ class AttributeMap(fields.Field):
         self.max_keys, self.key_length, self.value_length = max_keys, key_length, value_length
         self.max_items, self.max_total = max_items, max_total
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict:
+    def _deserialize(self, value: Any, attr: str | None, data: Any,
+                     **kwargs: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise ValidationError("an object of {code: answer}")
         if len(value) > self.max_keys:

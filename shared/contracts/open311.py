@@ -5,6 +5,7 @@ jurisdiction's time zone."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -20,7 +21,7 @@ def _iso(value: str) -> None:
         raise ValidationError("an ISO 8601 timestamp with its offset")
 
 
-def _moment(**kwargs) -> fields.String:
+def _moment(**kwargs: Any) -> fields.String:
     return fields.String(validate=_iso, **kwargs)
 
 

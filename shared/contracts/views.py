@@ -6,6 +6,8 @@ stands after a command. Described here for both services' OpenAPI documents; tra
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import INCLUDE, Schema, fields, validate
 
 from .events import RESOLUTIONS, STEPS
@@ -13,7 +15,7 @@ from .events import RESOLUTIONS, STEPS
 STATUSES = ("open", "closed")
 
 
-def _nullable(field: type[fields.Field], **kwargs) -> fields.Field:
+def _nullable(field: type[fields.Field[Any]], **kwargs: Any) -> fields.Field[Any]:
     return field(required=True, allow_none=True, **kwargs)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from shared.contracts.fields import media_url_problem
 
@@ -76,11 +76,13 @@ def reply(state: State | None, message: Inbound, catalog: list[ServiceDefinition
     if said == "cancel":
         return None, [words.CANCELLED], None
     if said == "help":
-        open_ = state is not None and state["step"] != DONE
-        return state, [words.HELP, prompt(state, catalog) if open_ else words.START], None
+        if state is None or state["step"] == DONE:
+            return state, [words.HELP, words.START], None
+        return state, [words.HELP, prompt(state, catalog)], None
     if state is None or state["step"] == DONE or said == "restart":
         fresh, texts, action = start(message if said is None else Inbound(), catalog)
-        return {**fresh, **_retries(state)}, texts, action
+        # A new conversation always has a state (start's Answer may say None for others).
+        return {**cast(State, fresh), **_retries(state)}, texts, action
     service = _service(state, catalog)
     if service is None and state["step"] != CATEGORY:
         state, texts = _go(_reset(state, catalog), CATEGORY, catalog)

@@ -34,7 +34,7 @@ from ..errors import http_errors
 from ..photos import refused_answer
 from ..schemas import TRUSTED_MEDIA, ChatbotAnswerSchema, UploadTicketSchema
 from ..store import ConversationChanged
-from ..uploads import UploadRefused
+from ..uploads import UploadPolicy, UploadRefused
 from . import conversation as chatbot
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,10 @@ LOCKS = SenderLocks()
 
 
 class ChatbotWebhook:
+    # IntakeService's dependencies, annotated and never assigned: nameko takes no provider here.
+    intake: IntakeApplication
+    uploads: UploadPolicy
+
     config = Config()
 
     @http("POST", "/chatbot/webhook", max_body=MAX_BODY)

@@ -204,10 +204,10 @@ def answer(question: Question, text: str) -> Any:
             raise ValueError("Responde con un número, por ejemplo 3 o 2,5.")
         return value
     if kind == "datetime":
-        value = when(text)
-        if value is None:
+        moment = when(text)
+        if moment is None:
             raise ValueError("Escribe la fecha así: 22/11/2026 (o 22/11/2026 18:30).")
-        return value
+        return moment
     said = (text or "").strip()
     if not normalise(said):
         raise ValueError("Escribe tu respuesta.")

@@ -82,7 +82,7 @@ def check_arguments(form: Mapping[str, str]) -> None:
     pairs = list(form.items(multi=True) if isinstance(form, MultiDict) else form.items())
     if len(pairs) > MAX_ARGUMENTS:
         raise Open311Error(400, f"at most {MAX_ARGUMENTS} arguments")
-    problems = []
+    problems: list[str | None] = []
     for name, value in pairs:
         bad_name = text_problem(name, single_line=True) or (
             len(name) > MAX_NAME and f"at most {MAX_NAME} characters")
@@ -90,9 +90,9 @@ def check_arguments(form: Mapping[str, str]) -> None:
             problems.append(f"an argument's name: {bad_name}")
         else:
             problems.append(argument_problem(name, value))
-    problems = list(dict.fromkeys(p for p in problems if p))
-    if problems:
-        raise Open311Error(400, *problems)
+    found = list(dict.fromkeys(p for p in problems if p))
+    if found:
+        raise Open311Error(400, *found)
 
 
 def parse_attributes(form: MultiDict[str, str]) -> dict[str, str | list[str]]:
@@ -164,12 +164,12 @@ def _location(form: Mapping[str, str], errors: list[str]) -> dict[str, Any]:
             location[name] = number
     elif address is None and address_id is None:
         errors.append("a location is required: lat and long, address_string or address_id")
-    for name, key, text, limit in (("address_string", "address", address, 300),
-                                   ("address_id", "address_id", address_id, 100)):
-        if text is not None and len(text) > limit:
+    for name, key, given, limit in (("address_string", "address", address, 300),
+                                    ("address_id", "address_id", address_id, 100)):
+        if given is not None and len(given) > limit:
             errors.append(f"{name}: at most {limit} characters")
-        elif text is not None:
-            location[key] = text
+        elif given is not None:
+            location[key] = given
     return location
 
 
@@ -213,12 +213,10 @@ def request_window(start: str | None, end: str | None, now: datetime) -> tuple[d
     longer range is a 400 rather than a silent cut, so a client never takes part for all)."""
     first = parse_datetime("start_date", start) if start else None
     last = parse_datetime("end_date", end) if end else None
-    if first is None and last is None:
-        return now - MAX_WINDOW, now
+    if first is None:
+        return (now - MAX_WINDOW, now) if last is None else (last - MAX_WINDOW, last)
     if last is None:
         return first, first + MAX_WINDOW
-    if first is None:
-        return last - MAX_WINDOW, last
     if first > last:
         raise Open311Error(400, "start_date is after end_date")
     if last - first > MAX_WINDOW:

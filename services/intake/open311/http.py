@@ -20,7 +20,7 @@ from shared.chassis.metrics import ERROR_ANSWERS
 from shared.chassis.openapi import API_KEY, JSON, XML, api
 from shared.contracts.errors import RETRY_AFTER_SECONDS
 
-from ..application import UnknownService
+from ..application import IntakeApplication, UnknownService
 from ..errors import ERRORS
 from . import documents as open311_docs
 from . import format as open311
@@ -151,6 +151,9 @@ def georeport(handler: Callable[..., Answer]) -> Callable[..., Response]:
 class Open311Api:
     """GeoReport v2 for other systems and citizen apps: discovery, services, definitions, POST
     and GET requests, tokens, and the servicerequestupdates extension."""
+
+    # IntakeService's dependencies, annotated and never assigned: nameko takes no provider here.
+    intake: IntakeApplication
 
     open311 = Open311Settings()
 

@@ -37,11 +37,12 @@ def open311_request(row: Mapping[str, Any]) -> dict[str, Any]:
     return {field: found[field] for field in REQUEST_FIELDS}
 
 
-def public_entries(folio: str, entries: Sequence[Mapping[str, Any]],
+def public_entries(folio: str, entries: Sequence[dict[str, Any]],
                    after: str) -> list[Keyed]:
     """A report's public timeline entries after `after`, keyed (at, folio, version) to sort,
     with the report's step as of each."""
-    step, found = FIRST_STEP, []
+    step = FIRST_STEP
+    found: list[Keyed] = []
     for stored in entries:
         step = step_after(step, stored["type"])
         if stored["at"] > after:

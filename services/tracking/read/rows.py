@@ -95,7 +95,8 @@ def _upsert_sql(count: int) -> str:
 
 def load_rows(tx: Tx, key: str, values: Iterable[str]) -> list[dict[str, Any]]:
     """Rows in their stored form (JSON columns as text), found by folio or report id."""
-    values, rows = list(values), []
+    values = list(values)
+    rows: list[dict[str, Any]] = []
     for start in range(0, len(values), 500):  # stay under SQLite's bound-parameter limit
         chunk = values[start:start + 500]
         found = tx.execute(
@@ -129,7 +130,8 @@ def where_clause(
         raise ValueError("limit must be 1..1000 and offset at least 0")
     if status not in (None, "open", "closed"):
         raise ValueError("status is open or closed")
-    where, params = ["1 = 1"], []
+    where: list[str] = ["1 = 1"]
+    params: list[Any] = []
     for column, value in (("status", status), ("department", department), ("crew_id", crew_id)):
         if value is not None:
             where.append(f"{column} = %s")
@@ -141,11 +143,11 @@ def where_clause(
                 return None, []
             where.append(f"{column} IN ({', '.join(['%s'] * len(values))})")
             params.extend(values)
-    for condition, value in (("opened_at >= %s", opened_from), ("opened_at <= %s", opened_to),
-                             ("updated_at >= %s", updated_since)):
-        if value is not None:
+    for condition, moment in (("opened_at >= %s", opened_from), ("opened_at <= %s", opened_to),
+                              ("updated_at >= %s", updated_since)):
+        if moment is not None:
             where.append(condition)
-            params.append(iso_param(value))
+            params.append(iso_param(moment))
     if bbox is not None:
         min_lat, min_long, max_lat, max_long = (float(v) for v in bbox)
         where.append("lat BETWEEN %s AND %s AND long BETWEEN %s AND %s")

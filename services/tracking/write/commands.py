@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema
 
 from .. import access, schemas
 from ..domainmodel import Actor, Report
 from .application import TrackingApplication
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
 
 FIELD = ("crew", "supervisor")
 
@@ -73,7 +76,7 @@ def execute(app: TrackingApplication, auth: Any, name: str, folio: str,
     return getattr(app, command.use_case)(folio, actor, guard=guard, **data)
 
 
-def keyed(payload: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
+def keyed(payload: dict[str, Any], headers: Mapping[str, str] | Headers) -> dict[str, Any]:
     """An HTTP command's payload with the client's key: the body's `step_id`, or else the
     `Idempotency-Key` header (the schema then checks it like any step_id).
 
