@@ -70,6 +70,7 @@ class Stack:
         self.intake = ServiceProcess("intake", self.env)
         self.intake.env["STATUS_PAGE_URL"] = f"{self.tracking.url}/seguimiento"
         self.intake.env["INTAKE_PUBLIC_URL"] = self.intake.url
+        self.tracking.env["PORTAL_URL"] = self.intake.url
         # Photos the test intake stores are served from its own /media/: both services trust
         # them (plain http here); everything else a client names must be https.
         media = (extra_env or {}).get("TRUSTED_MEDIA_URLS", f"{self.intake.url}/media/")

@@ -58,20 +58,28 @@ ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
 MaxBody = int | Callable[[dict[str, Any]], int]  # bytes, or read from the configuration
 
 
-def content_security_policy(trusted_media: str = "") -> str:
-    """Pages load only their own styles and scripts (no inline code) and may not be framed.
-    Photos come from `'self'`, https, and the origins of TRUSTED_MEDIA_URLS (a comma-separated
-    list of URL prefixes: the plain-http media of a local intake, say) — what a report's
-    photo URLs may name."""
-    origins = []
-    for prefix in trusted_media.split(","):
-        parts = urlsplit(prefix.strip())
+def origins_of(urls: str) -> list[str]:
+    """The http(s) origins of a comma-separated list of URLs, each once."""
+    origins: list[str] = []
+    for url in urls.split(","):
+        parts = urlsplit(url.strip())
         origin = f"{parts.scheme}://{parts.netloc}"
         if parts.scheme in ("http", "https") and ORIGIN.match(origin) and origin not in origins:
             origins.append(origin)
+    return origins
+
+
+def content_security_policy(trusted_media: str = "", status_page: str = "") -> str:
+    """Pages load only their own styles and scripts (no inline code) and may not be framed.
+    Photos come from `'self'`, https, and the origins of TRUSTED_MEDIA_URLS (a comma-separated
+    list of URL prefixes: the plain-http media of a local intake, say) — what a report's
+    photo URLs may name. A form may lead to this service or to the status page (STATUS_PAGE_URL:
+    the portal's lookup sends the citizen there, and browsers hold a form's redirects to
+    form-action too)."""
     return ("default-src 'none'; script-src 'self'; style-src 'self'; "
-            + " ".join(["img-src 'self' https:", *origins]) + "; "
-            "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+            + " ".join(["img-src 'self' https:", *origins_of(trusted_media)]) + "; "
+            + " ".join(["form-action 'self'", *origins_of(status_page)]) + "; "
+            "base-uri 'none'; frame-ancestors 'none'")
 
 
 def secure(response: Response, request_id: str, csp: str) -> Response:
@@ -209,8 +217,9 @@ class ChassisWebServer(WebServer):
         return server
 
     def get_wsgi_app(self) -> Any:
-        self.csp = content_security_policy(str(self.container.config.get("TRUSTED_MEDIA_URLS")
-                                               or ""))
+        config = self.container.config
+        self.csp = content_security_policy(str(config.get("TRUSTED_MEDIA_URLS") or ""),
+                                           str(config.get("STATUS_PAGE_URL") or ""))
         return GuardedWsgiApp(self)
 
     def process_request(self, sock: Any, address: Any) -> None:

@@ -32,6 +32,7 @@ OPEN311_PAGES = {
 PUBLIC_PAGES = {
     "GET /": lambda w: "/", "GET /reportar/{code}": lambda w: "/reportar/bache",
     "GET /folio": lambda w: "/folio", "GET /static/{name}": lambda w: "/static/portal.css",
+    "GET /seguir/{folio}": lambda w: f"/seguir/{w.base[OURS].folio}",
     "GET /api/v1/services": lambda w: "/api/v1/services",
     "GET /api/v1/services/{code}": lambda w: "/api/v1/services/bache",
     "GET /api/v1/duplicates": lambda w: "/api/v1/duplicates?service_code=bache&lat=20.5&long=-100",

@@ -157,8 +157,17 @@ def open311_rpc(world, who, target, expect, name):
 for service in ("tracking", "intake"):
     for probe in ("healthz", "readyz", "metrics", "openapi.json"):
         DOORS[service, f"GET /{probe}"] = page(service, lambda w, p=probe: f"/{p}")
-DOORS["tracking", "GET /seguimiento/{folio}"] = page(
-    "tracking", lambda w: f"/seguimiento/{w.base[OURS].folio}")
+
+
+@door("tracking", "GET /seguimiento/{folio}")
+def status_page(world, who, target, expect, name):
+    report = world.base[OURS]
+    token = report.access_token if who.column == "citizen" else None
+    status, body = http(world, "GET", "tracking", f"/seguimiento/{report.folio}", who, expect,
+                        params={"token": token} if token else {})
+    shows(body, expect.view)
+
+
 DOORS["tracking", "GET /"] = page("tracking", lambda w: "/")
 DOORS["tracking", "GET /static/{name}"] = page("tracking", lambda w: "/static/status.css")
 

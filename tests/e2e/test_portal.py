@@ -174,13 +174,14 @@ def test_a_citizen_reports_with_a_photo_and_gets_a_folio_and_a_private_link(stac
     folio = folio_of(response.text)
     assert folio.startswith("QRO-")
     assert "Atención estimada" in response.text
-    private = re.search(r'href="([^"]+/folio/' + folio + r'\?token=[^"]+)"', response.text)
-    assert private, response.text
+    private = re.search(r'href="(' + re.escape(stack.tracking.url) + '/seguimiento/' + folio
+                        + r'\?token=[^"]+)"', response.text)
+    assert private, response.text  # the private link is tracking's status page, as everywhere
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert "IMG_2041" not in str(photo_files(stack))
 
-    status = requests.get(f"{stack.intake.url}/folio/{folio}", timeout=10)
-    assert status.status_code == 200
+    status = requests.get(f"{stack.intake.url}/folio/{folio}", timeout=10)  # an older link
+    assert status.status_code == 200 and status.url == f"{stack.tracking.url}/seguimiento/{folio}"
     assert "Reporte recibido" in status.text and "Bache hondo frente al mercado" in status.text
     assert "vecina@example.com" not in status.text
     photo_url = re.search(r'<img src="([^"]+/media/[0-9a-f]{32}\.png)"', status.text).group(1)
@@ -207,19 +208,26 @@ def test_the_lookup_finds_a_folio_and_refuses_a_wrong_token(stack):
     assert lookup.status_code == 200 and 'name="folio"' in lookup.text
     jump = requests.get(f"{stack.intake.url}/folio", params={"folio": f" {folio.lower()} "},
                         allow_redirects=False, timeout=10)
-    assert jump.status_code == 303 and jump.headers["Location"].endswith(f"/folio/{folio}")
-    assert requests.get(f"{stack.intake.url}/folio/{folio}", timeout=10).status_code == 200
+    assert jump.status_code == 303
+    assert jump.headers["Location"] == f"{stack.tracking.url}/seguimiento/{folio}"
+    assert requests.get(jump.headers["Location"], timeout=10).status_code == 200
     wrong = requests.get(f"{stack.intake.url}/folio/{folio}", params={"token": "not-the-token"},
                          timeout=10)
-    assert wrong.status_code == 403 and "El enlace no es válido" in wrong.text
-    for missing in ("QRO-2026-999999", "no-es-un-folio", "QRO-2026-999999?token=abc"):
+    assert wrong.status_code == 403 and "El enlace no abre el reporte" in wrong.text
+    for missing in ("QRO-2026-999999", "QRO-2026-999999?token=abc"):
         page = requests.get(f"{stack.intake.url}/folio/{missing}", timeout=10)
         assert page.status_code == 404, missing
         assert "No encontramos" in page.text
+    assert requests.get(f"{stack.intake.url}/folio/no-es-un-folio", timeout=10).status_code == 404
 
 
 def test_a_citizen_follows_an_existing_folio(stack):
     folio = folio_of(post_form(stack, pothole_form()).text)
+    page = requests.get(f"{stack.tracking.url}/seguimiento/{folio}", timeout=10)
+    link = re.search(r'<a class="boton" id="seguir" href="([^"]+)"', page.text).group(1)
+    assert link == f"{stack.intake.url}/seguir/{folio}"
+    form = requests.get(link, timeout=10)
+    assert form.status_code == 200 and f'action="/seguir/{folio}"' in form.text
     done = requests.post(f"{stack.intake.url}/seguir/{folio}",
                          data={"email": "vecino@example.com", "notify_by": "email"}, timeout=10)
     assert done.status_code == 200 and "ya sigues el folio" in done.text
@@ -228,6 +236,8 @@ def test_a_citizen_follows_an_existing_folio(stack):
     unknown = requests.post(f"{stack.intake.url}/seguir/QRO-2026-999999",
                             data={"email": "vecino@example.com"}, timeout=10)
     assert unknown.status_code == 404
+    assert requests.get(f"{stack.intake.url}/seguir/QRO-2026-999999", timeout=10).status_code \
+        == 404
 
 
 def test_a_report_near_an_open_one_offers_to_follow_it_first(stack):
@@ -259,8 +269,8 @@ def test_a_report_near_an_open_one_offers_to_follow_it_first(stack):
 def test_with_tracking_down_the_citizen_gets_a_503_page_not_a_500(stack):
     folio = folio_of(post_form(stack, pothole_form()).text)
     stack.tracking.stop()
-    status = requests.get(f"{stack.intake.url}/folio/{folio}", timeout=30)
-    assert status.status_code == 503 and "no está disponible" in status.text
+    follow = requests.get(f"{stack.intake.url}/seguir/{folio}", timeout=30)
+    assert follow.status_code == 503 and "no está disponible" in follow.text
     form = pothole_form()
     sent = post_form(stack, form)
     assert sent.status_code == 503 and "no está disponible" in sent.text

@@ -88,13 +88,14 @@ def test_a_citizen_reports_a_pothole_with_a_photo_and_looks_up_the_folio(stack, 
     assert re.fullmatch(r"QRO-\d{4}-\d{6}", folio), folio
     assert "¡Recibimos tu reporte!" in browser.page_source
     private = browser.find_element(By.ID, "enlace-privado").get_attribute("href")
-    assert re.search(rf"/folio/{folio}\?token=[0-9A-Za-z_\-]+$", private), private
+    assert re.search(rf"/seguimiento/{folio}\?token=[0-9A-Za-z_\-]+$", private), private
 
     browser.find_element(By.LINK_TEXT, "Consultar folio").click()
-    box = wait.until(shown.presence_of_element_located((By.ID, "folio")))
+    # The receipt shows the folio under the same id: wait for the lookup form's box itself.
+    box = wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, "input#folio")))
     box.send_keys(folio.lower())
     box.submit()
-    wait.until(shown.title_contains(f"Reporte {folio}"))
+    wait.until(shown.title_contains(f"Reporte {folio}"))  # tracking's status page, the one page
     assert browser.find_element(By.ID, "folio").text == folio
     assert "Reporte recibido" in browser.page_source
     assert "Bache hondo en la esquina" in browser.page_source

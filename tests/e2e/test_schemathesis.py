@@ -180,5 +180,6 @@ def test_a_folio_looked_up_with_a_line_break_is_sent_on_not_a_500(stack):
     answer = requests.get(f"{stack.intake.url}/folio", params={"folio": "qro\r\nSet-Cookie: a=1"},
                           allow_redirects=False, timeout=10)
     assert answer.status_code == 303, answer.text[:300]
-    assert answer.headers["Location"] == "/folio/QRO%0D%0ASET-COOKIE%3A%20A%3D1"
+    assert answer.headers["Location"] == \
+        f"{stack.tracking.url}/seguimiento/QRO%0D%0ASET-COOKIE%3A%20A%3D1"
     assert "Set-Cookie" not in answer.headers

@@ -230,6 +230,15 @@ def test_pages_may_show_photos_from_the_trusted_media_origins_only_besides_https
     assert img == "img-src 'self' https: http://127.0.0.1:8000"
 
 
+def test_a_page_s_form_may_lead_to_the_status_page_and_nowhere_else():
+    from shared.chassis.http import content_security_policy
+
+    csp = content_security_policy("", "https://seguimiento.example.gob.mx/seguimiento")
+    forms = next(part for part in csp.split("; ") if part.startswith("form-action"))
+    assert forms == "form-action 'self' https://seguimiento.example.gob.mx"
+    assert "form-action 'self';" in content_security_policy("", "")
+
+
 def test_a_request_without_a_body_keeps_its_connection_even_when_refused(desk):
     _, port = desk
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:

@@ -264,11 +264,16 @@ def test_the_chatbot_answers_a_message_with_the_secret_and_refuses_one_without(h
     assert error_of(bad) == (400, "invalid_input")
 
 
-def test_the_portal_page_of_an_unknown_folio_is_a_404_and_tracking_down_a_503(host, tracking):
+def test_a_folio_page_goes_to_tracking_s_status_page_and_following_needs_the_report(
+        host, tracking):
+    page = http_answer(host, "GET", f"/folio/{FOLIO}", query_string={"token": "t0k3n"})
+    assert page.status_code == 303
+    assert page.headers["Location"] == f"{host.config['STATUS_PAGE_URL']}/{FOLIO}?token=t0k3n"
+    assert http_answer(host, "GET", "/folio/no-es-un-folio").status_code == 404
     tracking.answers["get_report"] = None
-    assert http_answer(host, "GET", "/folio/QRO-2026-999999").status_code == 404
+    assert http_answer(host, "GET", "/seguir/QRO-2026-999999").status_code == 404
     tracking.answers["get_report"] = WireError("unavailable")
-    down = http_answer(host, "GET", f"/folio/{FOLIO}")
+    down = http_answer(host, "GET", f"/seguir/{FOLIO}")
     assert down.status_code == 503 and down.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from eventsourcing.persistence import OperationalError
+from nameko.dependency_providers import Config
 
 from services.tracking.dependencies import TrackingRuntime
 from services.tracking.service import TrackingService
@@ -30,7 +31,8 @@ def host(tmp_path_factory):
     config = load_config(ROOT / "services/tracking/config.yaml",
                          SQLITE_DBNAME=str(folder / "tracking.sqlite"), RELAY_ENABLED="false",
                          PROJECTION_COALESCE=0, LEADERSHIP_POLL_INTERVAL=0.1)
-    host = Host(TrackingService, config).provide(tracking=TrackingRuntime(), auth=Auth()).start()
+    host = Host(TrackingService, config).provide(tracking=TrackingRuntime(), auth=Auth(),
+                                                 config=Config()).start()
     yield host
     host.stop()
 
@@ -286,6 +288,28 @@ def test_unknown_folios_and_wrong_tokens_over_http(host):
     wrong = http_answer(host, "GET", f"/reports/{folio}", query_string={"token": "nope"})
     assert (missing.status_code, missing.get_json()["error"]["code"]) == (404, "not_found")
     assert (wrong.status_code, wrong.get_json()["error"]["code"]) == (403, "forbidden")
+
+
+def test_the_status_page_is_the_one_page_every_channel_links_to(host):
+    report = opened(host)
+    folio = report["folio"]
+    rpc_reply(host, "run_command", "add_comment", folio,
+              {"text": "Solo para quien reportó", "visibility": "private"},
+              token=token(host, "operator"))
+    public = http_answer(host, "GET", f"/seguimiento/{folio}")
+    assert public.status_code == 200 and "Reporte recibido" in public.get_data(as_text=True)
+    assert "Solo para quien reportó" not in public.get_data(as_text=True)
+    follow = f'href="{host.config["PORTAL_URL"]}/seguir/{folio}"'
+    assert follow in public.get_data(as_text=True)  # asking to be told goes to the portal
+    private = http_answer(host, "GET", f"/seguimiento/{folio}",
+                          query_string={"token": report["access_token"]})
+    assert "Vista privada" in private.get_data(as_text=True)
+    assert "Solo para quien reportó" in private.get_data(as_text=True)
+    wrong = http_answer(host, "GET", f"/seguimiento/{folio}", query_string={"token": "nope"})
+    assert wrong.status_code == 403 and "Solo para" not in wrong.get_data(as_text=True)
+    missing = http_answer(host, "GET", "/seguimiento/QRO-2026-999999",
+                          query_string={"token": "nope"})
+    assert missing.status_code == 404
 
 
 def test_staff_search_and_fetch_events_over_http(host):

@@ -8,7 +8,6 @@ import re
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import eventlet
 from nameko.exceptions import RemoteError
@@ -44,7 +43,8 @@ STATIC = Path(__file__).with_name("static")
 
 
 class PortalPages(PhotoEndpoints):
-    """/ (categories), /reportar/<code> (the form), /folio/<folio> (status), /seguir/<folio>."""
+    """/ (categories), /reportar/<code> (the form), /folio (look one up: tracking's status
+    page), /seguir/<folio> (be told of each step)."""
 
     portal = PortalTemplates()
 
@@ -104,49 +104,45 @@ class PortalPages(PhotoEndpoints):
             media_urls=[photo_url] if photo_url else [], contact=loaded["contact"],
             idempotency_key=key))
         token = receipt.get("access_token")  # gone from a replay after the replay window
-        private_url = (f"{self.portal.public_url}/folio/{receipt['folio']}?token={token}"
-                       if token else None)
+        private_url = self.portal.status_page(receipt["folio"], token) if token else None
         return self.portal.render("receipt.html", 201, receipt=receipt, private_url=private_url)
 
     @http("GET", "/folio", html=True)
     @api(query=schemas.LookupQuerySchema, answers={200: HTML, 303: None})
     @html_errors
     def portal_lookup(self, request: Request) -> Response:
-        """The lookup form; GET /folio?folio=QRO-2026-000123 goes to that folio's page."""
+        """The lookup form; GET /folio?folio=QRO-2026-000123 goes to that folio's status page."""
         folio = normal_folio(request.args.get("folio", ""))
         if folio:
-            return Response(status=303, headers={"Location": f"/folio/{quote(folio, safe='')}"})
+            return Response(status=303, headers={"Location": self.portal.status_page(folio)})
         return self.portal.render("lookup.html", folio="")
 
     @http("GET", "/folio/<string:folio>", html=True)
-    @api(query=schemas.TokenQuerySchema, answers={200: HTML}, errors=(403,))
+    @api(query=schemas.TokenQuerySchema, answers={303: None}, errors=(404,))
     @html_errors
     def portal_report(self, request: Request, folio: str) -> Response:
-        """A folio's status and timeline; `?token=` (the citizen's private link) adds what only
-        the citizen may read. A wrong token is a 403, an unknown folio a 404."""
+        """An older link to a folio: it goes to tracking's status page, the one page of a report
+        (`?token=`, the citizen's private link, goes along)."""
         folio = normal_folio(folio)
-        token = request.args.get("token") or None
         if not FOLIO.match(folio):
             raise NotFound(folio)
-        try:
-            view = self.intake.tracking.public_report(folio, token)
-        except WireError as error:
-            if error.code != "not_found":  # a token was sent for a folio that is not there
-                raise
-            view = None
-        if view is None:
-            return self.portal.render("lookup.html", 404, folio=folio, missing=True)
-        return self.portal.render("status.html", view=view, token=token,
-                                  values=MultiDict(), errors={})
+        token = request.args.get("token") or None
+        return Response(status=303, headers={"Location": self.portal.status_page(folio, token)})
+
+    @http("GET", "/seguir/<string:folio>", html=True)
+    @api(answers={200: HTML}, errors=(404,))
+    @html_errors
+    def portal_follow_form(self, request: Request, folio: str) -> Response:
+        """The form to be told of each step of a folio (the status page links here)."""
+        folio = self._existing(folio)
+        return self.portal.render("follow.html", folio=folio, values=MultiDict(), errors={})
 
     @http("POST", "/seguir/<string:folio>", html=True)
     @api(form=schemas.PortalFollowFormSchema, answers={200: HTML})
     @html_errors
     def portal_follow(self, request: Request, folio: str) -> Response:
         """Follow an existing folio instead of reporting again: contact details -> confirmation."""
-        folio = normal_folio(folio)
-        if not FOLIO.match(folio) or self.intake.tracking.public_report(folio) is None:
-            raise NotFound(folio)
+        folio = self._existing(folio)
         contact, errors = follow_contact(request.form)
         if errors:
             return self.portal.render("follow.html", 400, folio=folio, values=request.form,
@@ -161,6 +157,13 @@ class PortalPages(PhotoEndpoints):
         return static_file(STATIC, name)
 
     # ---- steps of the form ---------------------------------------------------------------------
+
+    def _existing(self, folio: str) -> str:
+        """The folio as written in full, if tracking has that report; else NotFound."""
+        folio = normal_folio(folio)
+        if not FOLIO.match(folio) or self.intake.tracking.public_report(folio) is None:
+            raise NotFound(folio)
+        return folio
 
     def _definition(self, code: str) -> ServiceDefinition:
         try:

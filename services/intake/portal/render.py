@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -40,6 +41,12 @@ class Pages:
         self.public_url = public_url.rstrip("/")
         self.status_url = status_url.rstrip("/")
 
+    def status_page(self, folio: str, token: str | None = None) -> str:
+        """Tracking's status page of a folio, the one page every channel links to (with the
+        citizen's access token: the private link)."""
+        url = f"{self.status_url}/{quote(folio, safe='')}"
+        return f"{url}?{urlencode({'token': token})}" if token else url
+
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
         html = self.env.get_template(template).render(**context)
         # Pages may show the citizen's private view: no cache keeps them.
@@ -67,6 +74,7 @@ class PortalTemplates(DependencyProvider):
         env.filters["local"] = functools.partial(local_time, zone=zone)
         self.pages = Pages(env, zone, str(config.get("PUBLIC_URL") or ""),
                            str(config.get("STATUS_PAGE_URL") or ""))
+        env.globals["status_page"] = self.pages.status_page
 
     def get_dependency(self, worker_ctx: Any) -> Pages:
         return self.pages

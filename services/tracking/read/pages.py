@@ -26,8 +26,12 @@ def local_time(value: str | None) -> str:
 _env.filters["local"] = local_time
 
 
-def render_status(folio: str, view: dict[str, Any] | None) -> str:
-    return _env.get_template("status.html").render(folio=folio, view=view)
+def render_status(folio: str, view: dict[str, Any] | None, *, private: bool = False,
+                  refused: bool = False, follow_url: str | None = None) -> str:
+    """A folio's page: `private` when the access token opened it, `refused` when the token given
+    does not belong to it; `follow_url` is where a citizen asks to be told of each step."""
+    return _env.get_template("status.html").render(folio=folio, view=view, private=private,
+                                                   refused=refused, follow_url=follow_url)
 
 
 def render_lookup(folio: str | None) -> str:
