@@ -1,1 +1,2 @@
-"""The billing service (see ../shared/ARCHITECTURE.md); built in its own issue."""
+"""Billing: property tax, water, traffic fines and the cost of each repair (docs/architecture.md);
+built in its own issue."""

@@ -1,1 +1,2 @@
-"""The crews service (see ../shared/ARCHITECTURE.md); built in its own issue."""
+"""Crews: crews, materials, work lists and the field app (docs/architecture.md); built in its own
+issue."""

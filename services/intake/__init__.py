@@ -1,1 +1,2 @@
-"""The intake service (see ../shared/ARCHITECTURE.md); built in its own issue."""
+"""Intake: the front door (Open311, portal, chatbot, app API, staff entry, photos); see
+docs/architecture.md."""

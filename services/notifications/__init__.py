@@ -1,1 +1,2 @@
-"""The notifications service (see ../shared/ARCHITECTURE.md); built in its own issue."""
+"""Notifications: tells citizens and municipal systems of each report step (docs/architecture.md);
+built in its own issue."""
