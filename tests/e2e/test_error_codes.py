@@ -178,7 +178,7 @@ def test_open311_maps_tracking_codes_the_same_way_in_its_own_format(intake, fail
 ])
 def test_the_portal_pages_map_them_the_same_way(intake, failure, status):
     FAILURE[:] = [failure]
-    response = requests.get(f"{intake.url}/folio/{FOLIO}?token=abc", timeout=30)
+    response = requests.get(f"{intake.url}/seguir/{FOLIO}", timeout=30)  # asks tracking first
     assert response.status_code == status
     assert response.headers["Content-Type"].startswith("text/html")
     assert SECRET_TEXT not in response.text
