@@ -137,7 +137,8 @@ def read_json(request: Request, max_depth: int = MAX_JSON_DEPTH) -> dict[str, An
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise body_error("the body is not valid UTF-8") from None
-    if nesting(text) > max_depth:
+    # Fewer brackets than the limit cannot nest past it (the usual body): no scan needed.
+    if text.count("{") + text.count("[") > max_depth and nesting(text) > max_depth:
         raise body_error(f"the body nests deeper than {max_depth} levels")
     try:
         body = json.loads(text, parse_constant=_no_constant)
@@ -145,10 +146,13 @@ def read_json(request: Request, max_depth: int = MAX_JSON_DEPTH) -> dict[str, An
         raise body_error("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise body_error("the body must be a JSON object")
-    try:  # "\ud800" parses into a string that nothing downstream can encode or store
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise body_error("the body holds an invalid character (a lone surrogate)") from None
+    # "\ud800" parses into a string that nothing downstream can encode or store. Decoded UTF-8
+    # holds no surrogate, so only a body with a \u escape can carry one.
+    if "\\u" in text:
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise body_error("the body holds an invalid character (a lone surrogate)") from None
     return body
 
 

@@ -126,6 +126,8 @@ def test_a_body_within_the_limit_reaches_the_door(desk):
     (b"[" * 40 + b"]" * 40, "deeper than 32"),
     (b'{"text": "\xff\xfe"}', "UTF-8"),
     (b'{"text": "\\ud800"}', "surrogate"),
+    (b'{"a": [{"b": "ok \\udfff"}]}', "surrogate"),
+    (b'{"a": ' + b"[" * 32 + b"]" * 32 + b"}", "deeper than 32"),
     (b'{"n": NaN}', "not valid JSON"),
     (b"[1, 2]", "JSON object"),
     (b"{oops", "not valid JSON"),
@@ -138,6 +140,16 @@ def test_bodies_that_are_not_a_json_object_get_a_400_that_says_why(desk, body, s
     assert says in response.json()["error"]["message"]
     assert response.json()["error"]["code"] == "invalid_input"
     assert response.json()["errors"]["_body"]
+
+
+def test_brackets_inside_strings_and_paired_surrogates_are_plain_text(desk):
+    url, _ = desk
+    text = "[{" * 40 + " \U0001F600 " + "\\ud800"  # an emoji as an escaped pair, no lone one
+    body = json.dumps({"text": text}).encode()  # json.dumps escapes the emoji as \ud83d\ude00
+    response = requests.post(f"{url}/notes", data=body, timeout=10, headers={
+        "Authorization": "Bearer ok", "Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
+    assert response.json() == {"note": {"text": text}}
 
 
 def test_deep_json_within_the_size_limit_is_a_400_not_a_recursion_error(desk):
