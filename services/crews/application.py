@@ -6,7 +6,7 @@ supervisors at once) retries on fresh state, rules included.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -15,6 +15,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, RecordConflictError
+
+from shared.chassis.sqlstore import SqlStore
 
 from .domainmodel import Crew, InvalidCommand, Material, crew_id, material_id
 
@@ -49,6 +51,25 @@ def quantity(value: Any) -> Decimal:
 
 class CrewsApplication(Application[UUID]):
     """Crews (members, shifts, availability, position) and the materials catalog."""
+
+    name = "crews"
+    # A crew reports its position all day: a snapshot every 100 events keeps a load short.
+    snapshotting_intervals = {Crew: 100}
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.sql = SqlStore.from_env(dict(self.construct_env(self.name, env)), name=self.name)
+        with self.sql.library_schema_lock():  # replicas starting together: one creates tables
+            super().__init__(env)
+        self.saved_listeners: list[Callable[[], None]] = []
+
+    def _notify(self, recordings: list[Any]) -> None:
+        # Wakes the projector at once, instead of waiting for its poll.
+        for listener in self.saved_listeners:
+            listener()
+
+    def close(self) -> None:
+        super().close()
+        self.sql.close()
 
     # ---- crews -----------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ STATUS: dict[str, int] = {
     "invalid_transition": 409,     # a step out of order (arrive before being dispatched)
     "report_closed": 409,
     "version_conflict": 409,       # someone else changed it meanwhile: retry on fresh state
+    "already_exists": 409,         # a crew or material code (any code a client picks) is taken
     "in_progress": 409,            # the first request with this key is still being processed
     "payload_too_large": 413,
     "unsupported_media_type": 415,

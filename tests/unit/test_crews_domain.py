@@ -230,3 +230,42 @@ def test_a_quantity_is_a_positive_decimal(app, amount):
     app.add_material("MEZ-ASF", "Mezcla", "m3", "1850.00", NEW_YEAR, by="admin")
     with pytest.raises(InvalidCommand, match="quantity"):
         app.cost_of("MEZ-ASF", amount, NEW_YEAR)
+
+
+# ---- the read models ---------------------------------------------------------------------------
+
+def test_the_views_show_each_crew_and_material_as_it_stands_and_a_rebuild_changes_nothing(
+        tmp_path):
+    from services.crews.read import CrewsProjector
+
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+           "SQLITE_DBNAME": str(tmp_path / "crews.sqlite")}
+    app = CrewsApplication(env=env)
+    try:
+        projector = CrewsProjector(app)
+        app.create_crew("C-07", "Bacheo Centro", "obras_publicas", by="admin")
+        app.create_crew("C-08", "Alumbrado Norte", "servicios_publicos", by="admin")
+        app.join("C-07", "pedro", "Pedro Ramírez", by="sup")
+        app.start_shift("C-07", MORNING, by="pedro")
+        app.report_position("C-07", 20.59, -100.39, MORNING, by="pedro")
+        app.add_material("MEZ-ASF", "Mezcla asfáltica en frío", "m3", "1850.00", MORNING,
+                         by="admin")
+        app.change_price("MEZ-ASF", "1990.50", NEW_YEAR, by="admin")
+        assert projector.follower.catch_up() == 7
+        crews = projector.crews("obras_publicas")
+        assert crews == [{
+            "code": "C-07", "name": "Bacheo Centro", "department": "obras_publicas",
+            "availability": "available", "on_shift": True,
+            "members": [{"member_id": "pedro", "name": "Pedro Ramírez"}],
+            "position": {"lat": 20.59, "long": -100.39, "at": MORNING.isoformat()},
+            "version": 4}]
+        assert [c["code"] for c in projector.crews()] == ["C-07", "C-08"]
+        assert projector.materials()[0]["prices"] == [
+            {"effective_at": MORNING.isoformat(), "unit_cost": "1850.00"},
+            {"effective_at": NEW_YEAR.isoformat(), "unit_cost": "1990.50"}]
+        before = (projector.crews(), projector.materials())
+        with app.sql.transaction() as tx:  # the whole log again, as a redelivery would
+            projector.handle(tx, app.recorder.select_notifications(1, 100))
+        assert (projector.crews(), projector.materials()) == before
+    finally:
+        app.close()
