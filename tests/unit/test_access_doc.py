@@ -1,4 +1,4 @@
-"""docs/access.md names every door of tracking and intake, and nothing else: a new entrypoint
+"""docs/access.md names every door of tracking, intake and crews, and nothing else: a new entrypoint
 without its row (or a row left behind by a removed one) fails here, before the end-to-end
 matrix (tests/e2e/test_access_matrix.py) runs its cells."""
 
@@ -12,6 +12,7 @@ from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
 from nameko.rpc import Rpc
 from nameko.web.handlers import HttpRequestHandler
 
+from services.crews.service import CrewsService
 from services.intake.service import IntakeService
 from services.tracking.service import TrackingService
 from services.tracking.write.commands import COMMANDS
@@ -19,6 +20,7 @@ from tests import accessdoc
 
 TRACKING_SECTIONS = ("Tracking: staff commands", "Tracking: everything else")
 INTAKE_SECTIONS = ("Intake",)
+CREWS_SECTIONS = ("Crews",)
 
 
 def doors(service: type) -> set[str]:
@@ -46,7 +48,8 @@ def in_tables(section_names: tuple[str, ...]) -> set[str]:
 
 
 @pytest.mark.parametrize(("service", "section_names"), [
-    (TrackingService, TRACKING_SECTIONS), (IntakeService, INTAKE_SECTIONS)])
+    (TrackingService, TRACKING_SECTIONS), (IntakeService, INTAKE_SECTIONS),
+    (CrewsService, CREWS_SECTIONS)])
 def test_every_door_of_a_service_has_its_row(service, section_names):
     missing = doors(service) - named_in(section_names)
     assert not missing, f"docs/access.md does not say who may use {sorted(missing)}"
@@ -56,7 +59,8 @@ def test_every_row_names_a_door_that_exists():
     tracking = doors(TrackingService) | set(COMMANDS) | {
         "POST /reports/{folio}/confirm", "POST /reports/{folio}/dispute"}
     stale = (in_tables(TRACKING_SECTIONS) - tracking) | (
-        in_tables(INTAKE_SECTIONS) - doors(IntakeService))
+        in_tables(INTAKE_SECTIONS) - doors(IntakeService)) | (
+        in_tables(CREWS_SECTIONS) - doors(CrewsService))
     assert not stale, f"docs/access.md has rows for doors that do not exist: {sorted(stale)}"
 
 
