@@ -1,4 +1,4 @@
-"""A running system for end-to-end tests: tracking and intake as real `nameko run` processes, each
+"""A running system for end-to-end tests: tracking, intake and crews as real `nameko run` processes, each
 on a PostgreSQL schema of its own (dropped at stop) and a RabbitMQ virtual host of the stack's own,
 so that RPC queues (named after services) never reach another test's or `make run`'s processes.
 
@@ -20,7 +20,7 @@ from tests.conftest import PG, unique
 from tests.support import ServiceProcess
 
 RABBITMQCTL = "rabbitmqctl"
-SERVICES = ("tracking", "intake")
+SERVICES = ("tracking", "intake", "crews")
 
 
 def create_vhost() -> str:
@@ -44,8 +44,8 @@ def pg_connect() -> Any:
 
 
 class Stack:
-    """Tracking and intake, started in order; `stop()` ends both, drops their PostgreSQL schemas
-    and removes the vhost."""
+    """Tracking, intake and crews, started in order; `stop()` ends them, drops their PostgreSQL
+    schemas and removes the vhost."""
 
     def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None,
                  store: str | None = None) -> None:
@@ -68,6 +68,7 @@ class Stack:
                     conn.execute(f"CREATE SCHEMA {schema}")
         self.tracking = ServiceProcess("tracking", self.env)
         self.intake = ServiceProcess("intake", self.env)
+        self.crews = ServiceProcess("crews", self.env)
         self.intake.env["STATUS_PAGE_URL"] = f"{self.tracking.url}/seguimiento"
         self.intake.env["INTAKE_PUBLIC_URL"] = self.intake.url
         self.tracking.env["PORTAL_URL"] = self.intake.url
@@ -94,6 +95,7 @@ class Stack:
         try:
             self.tracking.start()
             self.intake.start()
+            self.crews.start()
         except BaseException:
             self.stop()
             raise
@@ -123,6 +125,7 @@ class Stack:
         return {name for (name,) in rows}
 
     def stop(self) -> None:
+        self.crews.stop()
         self.intake.stop()
         self.tracking.stop()
         delete_vhost(self.vhost)

@@ -15,6 +15,7 @@ from pathlib import Path  # noqa: E402
 
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
+from deploy.local import demo_crews  # noqa: E402
 from shared.chassis.auth import mint_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +57,9 @@ def as_role(role: str, **claims: str) -> ClusterRpcProxy:
 
 
 def main() -> None:
+    crews = demo_crews.seed()
+    if crews:
+        print(f"demo crews: {crews} (C-01 … C-40), and the materials catalog")
     if MARKER.exists():
         print(f"demo data already loaded: {MARKER.read_text().strip()}")
         return

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 
 # (service, HTTP port) — later services join this list as they are built.
-SERVICES = [(name, PORTS[name]) for name in ("intake", "tracking")]
+SERVICES = [(name, PORTS[name]) for name in ("intake", "tracking", "crews")]
 LOOPBACK = ("127.", "localhost:", "[::1]:")
 
 
@@ -90,6 +90,9 @@ def print_urls(env: dict[str, str]) -> None:
     print("  status page    http://127.0.0.1:8001/seguimiento/<folio>")
     print("  Open311        http://127.0.0.1:8000/open311/v2/discovery.json"
           "   (api_key=expediente-demo-key)")
+    print("\nFor supervisors and crews (bearer token: .venv/bin/expediente mint-token):")
+    print("  crews          http://127.0.0.1:8002/crews      (40 demo crews)")
+    print("  materials      http://127.0.0.1:8002/materials  (the catalog, with prices)")
     exposed = [name for name, _ in SERVICES
                if not env[f"{name.upper()}_HTTP_ADDRESS"].startswith(LOOPBACK)]
     if exposed:
@@ -98,7 +101,8 @@ def print_urls(env: dict[str, str]) -> None:
     else:
         print("\nOnly this machine can reach them (the development secrets are public). To listen "
               "on every interface,\ne.g. for a demo on a trusted network: "
-              "INTAKE_HTTP_ADDRESS=0.0.0.0:8000 TRACKING_HTTP_ADDRESS=0.0.0.0:8001 make run")
+              "INTAKE_HTTP_ADDRESS=0.0.0.0:8000 TRACKING_HTTP_ADDRESS=0.0.0.0:8001 "
+              "CREWS_HTTP_ADDRESS=0.0.0.0:8002 make run")
     print("\nTry (the CLI signs development tokens in development mode only):")
     print("  export EXPEDIENTE_ENV=development")
     print("  .venv/bin/expediente call tracking search_reports '{}' --role supervisor")

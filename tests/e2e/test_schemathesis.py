@@ -1,4 +1,4 @@
-"""Schemathesis against tracking and intake running on PostgreSQL, each read from its own
+"""Schemathesis against tracking, intake and crews running on PostgreSQL, each read from its own
 GET /openapi.json: every operation, with data its document calls valid and data it calls invalid,
 answers no 5xx, a status and a content type its document names, a body its document describes,
 and refuses what its document says is invalid.
@@ -82,6 +82,14 @@ def known_values(stack: Stack) -> dict[str, Any]:
         "channel": "window"})
     assert opened.status_code == 201, opened.text
     names = [p.name for service in STATIC.values() for p in (ROOT / service).iterdir()]
+    crews = stack.crews.url
+    crew = requests.post(f"{crews}/crews", headers=admin(), timeout=30, json={
+        "code": "C-01", "name": "Bacheo Centro", "department": "obras_publicas"})
+    material = requests.post(f"{crews}/materials", headers=admin(), timeout=30, json={
+        "code": "MEZ-ASF", "description": "Mezcla asfáltica", "unit": "m3",
+        "unit_cost": "1850.00"})
+    assert crew.status_code == material.status_code == 201, (crew.text, material.text)
+    codes = [*codes, "C-01", "MEZ-ASF"]
     return {"ticket": ticket, "photo_url": photo.json()["url"], "codes": codes,
             "folios": [receipt.json()["folio"], opened.json()["folio"]],
             "access_token": receipt.json()["access_token"], "token": receipt.json()["token"],
@@ -143,7 +151,7 @@ def toml(value: Any) -> str:
     return "{" + ", ".join(pairs) + "}"
 
 
-@pytest.mark.parametrize("service", ["tracking", "intake"])
+@pytest.mark.parametrize("service", ["tracking", "intake", "crews"])
 def test_every_door_answers_as_its_document_says(stack, known, service, tmp_path):
     url = getattr(stack, service).url
     returncode, output, ran, documented = schemathesis_run(url, known, tmp_path)
