@@ -1,6 +1,7 @@
-"""A running system for end-to-end tests: tracking, intake and crews as real `nameko run` processes, each
-on a PostgreSQL schema of its own (dropped at stop) and a RabbitMQ virtual host of the stack's own,
-so that RPC queues (named after services) never reach another test's or `make run`'s processes.
+"""A running system for end-to-end tests: tracking, intake and crews as real `nameko run`
+processes, each on a PostgreSQL schema of its own (dropped at stop) and a RabbitMQ virtual host of
+the stack's own, so that RPC queues (named after services) never reach another test's or `make
+run`'s processes.
 
 PostgreSQL is the default because it refuses what SQLite stores (U+0000 in text, for one): bad
 input must be caught at the edge, not by the database of the moment. `Stack(..., store="sqlite")`
