@@ -1,5 +1,6 @@
 """`make run`'s demo data loads against running services: the reports come in through intake's
-doors and are walked through tracking's steps with the roles the README shows."""
+doors and are walked through tracking's steps with the roles the README shows; the crews and
+the materials catalog are made through crews' own doors."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_demo_data_loads_and_walks_the_pothole_to_closed(stack, tmp_path):
     marker = tmp_path / "demo-loaded"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "AMQP_URI": stack.amqp_uri,
-           "INTAKE_URL": stack.intake.url, "DEMO_MARKER": str(marker)}
+           "INTAKE_URL": stack.intake.url, "CREWS_URL": stack.crews.url,
+           "DEMO_MARKER": str(marker)}
     run = subprocess.run([sys.executable, "deploy/local/demo.py"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
 
@@ -34,7 +36,15 @@ def test_the_demo_data_loads_and_walks_the_pothole_to_closed(stack, tmp_path):
     assert views[pothole]["status"] == "closed" and views[pothole]["resolution"] == "fixed"
     assert views[light]["crew_id"] == "C-02"
     assert views[leak]["channel"] == "window"
+    crews = requests.get(f"{stack.crews.url}/crews", headers=bearer("supervisor"),
+                         timeout=10).json()["crews"]
+    assert len(crews) == 40 and all(crew["members"] for crew in crews)
+    assert sum(crew["on_shift"] for crew in crews) == 20
+    materials = requests.get(f"{stack.crews.url}/materials", headers=bearer("crew"),
+                             timeout=10).json()["materials"]
+    assert {"MEZ-ASF", "LAM-LED"} <= {material["code"] for material in materials}
 
     again = subprocess.run([sys.executable, "deploy/local/demo.py"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "already loaded" in again.stdout
+    assert "demo crews" not in again.stdout  # made once
