@@ -116,3 +116,4 @@ class ReportStateSchema(Schema):
     crew_id = _nullable(fields.String)
     resolution = _nullable(fields.String, validate=validate.OneOf(list(RESOLUTIONS)))
     duplicate_of = _nullable(fields.String)
+    department = fields.String(required=True)

@@ -98,4 +98,5 @@ def state(report: Report) -> dict[str, Any]:
         "crew_id": report.crew_id,
         "resolution": report.resolution,
         "duplicate_of": report.duplicate_of,
+        "department": report.department,
     }
