@@ -7,19 +7,21 @@ from shared.chassis import openapi
 from shared.chassis.auth import Auth
 from shared.chassis.gctuning import GcTuning
 from shared.chassis.metrics import RequestMetrics
+from shared.chassis.rpcclient import Remote
 from shared.chassis.secrets import SecretsCheck
 
 # Imported as modules, not classes: `nameko run` takes every class in this module that has
 # entrypoints for a service, and the mixins are not services.
-from . import dependencies, doors
+from . import dependencies, doors, field
 
 
-class CrewsService(doors.CrewDoors, doors.MaterialDoors, doors.CrewsHealth,
+class CrewsService(doors.CrewDoors, doors.MaterialDoors, field.FieldDoors, doors.CrewsHealth,
                    openapi.ApiDocument):
     name = "crews"
 
     crews = dependencies.CrewsRuntime()
     auth = Auth()
+    tracking = Remote("tracking")  # the report's owner: field steps go there
     gc_tuning = GcTuning()
     metrics = RequestMetrics()
     secrets_check = SecretsCheck()
