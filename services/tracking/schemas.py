@@ -106,12 +106,18 @@ class PhotoSchema(FieldStepSchema):
     stage = one_of(("report", "before", "during", "after"), load_default="during")
 
 
+PESOS = pattern(r"^\d{1,10}\.\d{2}$", "pesos and centavos as a string, e.g. \"1850.00\"")
+
+
 class MaterialItemSchema(Schema):
     code = Line(64, min_length=1, required=True)
     quantity = finite(required=True, validate=validate.Range(min=0, max=1_000_000,
                                                              min_inclusive=False))
     unit = Line(20, load_default=None)
     description = Text(200, load_default=None)
+    # The catalog's price when crews forwards the entry (pesos, e.g. "1850.00").
+    unit_cost = Line(20, load_default=None, validate=PESOS)
+    cost = Line(20, load_default=None, validate=PESOS)
 
 
 class MaterialsSchema(FieldStepSchema):

@@ -106,6 +106,10 @@ class MaterialItem(Schema):
     quantity = fields.Float(required=True)
     unit = fields.String(allow_none=True, load_default=None)
     description = fields.String(allow_none=True, load_default=None)
+    # Priced by crews from its catalog at the moment the crew logged it (exact pesos, a decimal
+    # string): what billing costs the repair from. Absent on entries logged outside crews.
+    unit_cost = fields.String(allow_none=True, load_default=None)
+    cost = fields.String(allow_none=True, load_default=None)
 
 
 class MaterialsLoggedData(FieldStepData):

@@ -42,6 +42,8 @@ class ShownMaterialSchema(Schema):
     quantity = fields.Float(required=True)
     unit = _nullable(fields.String)
     description = _nullable(fields.String)
+    unit_cost = fields.String(allow_none=True)  # pesos, priced by crews when it was logged
+    cost = fields.String(allow_none=True)
     at = fields.DateTime(required=True)
 
 

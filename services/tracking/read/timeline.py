@@ -27,7 +27,8 @@ COMMENT_AUDIENCES = {
     "staff": ("public", "private", "internal"),
 }
 STAFF_AUDIENCES = ("staff", "crew")
-MATERIAL_FIELDS = ("code", "quantity", "unit", "description")
+# unit_cost and cost: the catalog price crews put on an entry (absent on older entries).
+MATERIAL_FIELDS = ("code", "quantity", "unit", "description", "unit_cost", "cost")
 # Data every event carries, which an entry keeps in its own way (actor, at) or not at all.
 _COMMON_FIELDS = frozenset(("folio", "version", "actor", "occurred_at"))
 # The row keeps what `opened` says; its entry only the channel it came by.
