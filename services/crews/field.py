@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from prometheus_client import Counter, Histogram
 from werkzeug.wrappers import Request, Response
 
@@ -26,16 +26,17 @@ from shared.chassis.rpcclient import RemoteService
 from shared.contracts.fields import Line, RecentDateTime, Text, finite, one_of
 from shared.contracts.views import ReportStateSchema
 
-from .application import CrewNotFound
+from .application import CrewNotFound, MaterialNotFound
 from .dependencies import Crews
+from .domainmodel import NoPriceYet
 from .errors import ERRORS, http_errors
-from .schemas import OCCURRED_AT
+from .schemas import AMOUNT, OCCURRED_AT
 
 log = logging.getLogger(__name__)
 
 # The field's name for a step -> tracking's command.
 COMMANDS = {"dispatched": "dispatch_crew", "en_route": "set_en_route", "arrived": "arrive",
-            "work_completed": "complete_work"}
+            "materials": "log_materials", "work_completed": "complete_work"}
 MAX_BATCH = 200
 
 STEPS = Counter("expediente_field_steps_total", "Field steps recorded through crews",
@@ -52,12 +53,25 @@ class PlaceSchema(Schema):
     long = finite(required=True, validate=validate.Range(-180, 180))
 
 
+class ItemSchema(Schema):
+    code = Line(20, required=True, min_length=1)  # the materials catalog's code
+    quantity = Line(20, required=True, validate=AMOUNT)  # a decimal string: "0.5" (m3)
+
+
 class FieldStepSchema(Schema):
     step = one_of(COMMANDS, required=True)
     step_id = Line(64, required=True, min_length=8)  # the device's key for this step (a UUID)
     occurred_at = RecentDateTime(OCCURRED_AT, required=True)  # the device's clock
     position = fields.Nested(PlaceSchema, load_default=None)  # en route, arrived: where it is
     notes = Text(4000, load_default="")  # work completed: what was done
+    items = fields.List(fields.Nested(ItemSchema), load_default=None,  # materials: what was used
+                        validate=validate.Length(1, 50))
+
+    @validates_schema
+    def items_go_with_materials(self, data: dict[str, Any], **_: Any) -> None:
+        if (data["step"] == "materials") != (data.get("items") is not None):
+            raise ValidationError({"items": [
+                "the materials step lists its items; no other step has any"]})
 
 
 class QueuedStepSchema(FieldStepSchema):
@@ -152,6 +166,8 @@ class FieldDoors:
                                    "occurred_at": occurred_at.isoformat()}
         if data["step"] == "work_completed":
             payload["notes"] = data["notes"]
+        if data["step"] == "materials":
+            payload["items"] = self._priced(data["items"], occurred_at)
         report = self.tracking.call("run_command", COMMANDS[data["step"]], folio, payload,
                                     on_behalf_of=request.headers.get("Authorization"))
         origin = origin_of(principal)
@@ -165,5 +181,22 @@ class FieldDoors:
                 log.warning("field step on %s: crew %s is not in crews; position not kept",
                             folio, report["crew_id"])
         return {**report, "origin": origin}
+
+    def _priced(self, items: list[dict[str, Any]], moment: datetime) -> list[dict[str, Any]]:
+        """Each entry with the catalog's unit, description and the unit cost in force at the
+        moment it was logged (what billing costs the repair from); an unknown code is a 400."""
+        priced, problems = [], {}
+        for number, item in enumerate(items):
+            try:
+                cost = self.crews.app.cost_of(item["code"], item["quantity"], moment)
+            except (MaterialNotFound, NoPriceYet) as missing:
+                problems[number] = {"code": [str(missing)]}
+                continue
+            priced.append({"code": cost["code"], "quantity": float(cost["quantity"]),
+                           "unit": cost["unit"], "description": cost["description"],
+                           "unit_cost": cost["unit_cost"], "cost": cost["cost"]})
+        if problems:
+            raise ValidationError({"items": problems})
+        return priced
 
 

@@ -32,9 +32,17 @@ CREW = auth("crew", crew_id="C-01")
 
 @pytest.fixture(scope="module")
 def crew_c01(stack):
-    answer = requests.post(f"{stack.crews.url}/crews", headers=auth("admin"), timeout=10, json={
+    admin = auth("admin")
+    answer = requests.post(f"{stack.crews.url}/crews", headers=admin, timeout=10, json={
         "code": "C-01", "name": "Bacheo Centro", "department": "obras_publicas"})
     assert answer.status_code == 201, answer.text
+    asphalt = requests.post(f"{stack.crews.url}/materials", headers=admin, timeout=10, json={
+        "code": "MEZ-ASF", "description": "Mezcla asfáltica en frío", "unit": "m3",
+        "unit_cost": "1850.00", "effective_at": "2026-01-01T00:00:00-06:00"})
+    tomorrow = (datetime.now(CITY) + timedelta(days=1)).isoformat()
+    dearer = requests.post(f"{stack.crews.url}/materials/MEZ-ASF/prices", headers=admin,
+                           timeout=10, json={"unit_cost": "1990.50", "effective_at": tomorrow})
+    assert asphalt.status_code == 201 and dearer.status_code == 200, (asphalt.text, dearer.text)
     return "C-01"
 
 
@@ -84,11 +92,23 @@ def test_a_crew_walks_its_report_from_the_street_and_the_citizen_sees_each_step(
     crew = requests.get(f"{stack.crews.url}/crews/C-01", headers=CREW, timeout=10).json()
     assert crew["position"]["lat"] == 20.6  # the crew is where its phone said
     assert step(stack, folio, "arrived", occurred_at=at(20)).status_code == 200
+    unknown = step(stack, folio, "materials", occurred_at=at(24),
+                   items=[{"code": "NADA", "quantity": "1"}])
+    assert unknown.status_code == 400 and "NADA" in str(unknown.json()["errors"]["items"])
+    used = step(stack, folio, "materials", occurred_at=at(25),
+                items=[{"code": "MEZ-ASF", "quantity": "0.5"}])
+    assert used.status_code == 200, used.text
     done = step(stack, folio, "work_completed", notes="Bache rellenado", occurred_at=at(30))
     assert done.status_code == 200 and done.json()["step"] == "work_completed"
     entries = timeline(stack, folio)
-    assert [e["type"] for e in entries][-4:] == [
-        "crew_dispatched", "crew_en_route", "crew_arrived", "work_completed"]
+    assert [e["type"] for e in entries][-5:] == [
+        "crew_dispatched", "crew_en_route", "crew_arrived", "materials_logged", "work_completed"]
+    staff = requests.get(f"{stack.tracking.url}/reports/{folio}", headers=auth("supervisor"),
+                         timeout=10).json()
+    # priced at the moment it was logged: tomorrow's price is not today's
+    [used] = staff["materials"]
+    assert {k: used[k] for k in ("code", "quantity", "unit", "unit_cost", "cost")} == {
+        "code": "MEZ-ASF", "quantity": 0.5, "unit": "m3", "unit_cost": "1850.00", "cost": "925.00"}
     page = requests.get(f"{stack.tracking.url}/seguimiento/{folio}", timeout=10)
     assert "La cuadrilla llegó" in page.text and "Trabajo terminado" in page.text
 
@@ -150,6 +170,13 @@ LONG_AGO = (NOW - timedelta(days=400)).isoformat()
     {"step": "arrived", "step_id": "x-00000001", "occurred_at": LONG_AGO},
     {"step": "arrived", "step_id": "x-0000\x00001", "occurred_at": NOW.isoformat()},
     {"step": "arrived", "step_id": "x-00000001"},
+    {"step": "materials", "step_id": "x-00000001", "occurred_at": NOW.isoformat()},
+    {"step": "arrived", "step_id": "x-00000001", "occurred_at": NOW.isoformat(),
+     "items": [{"code": "MEZ-ASF", "quantity": "1"}]},
+    {"step": "materials", "step_id": "x-00000001", "occurred_at": NOW.isoformat(),
+     "items": [{"code": "MEZ-ASF", "quantity": 0.5}]},
+    {"step": "materials", "step_id": "x-00000001", "occurred_at": NOW.isoformat(),
+     "items": [{"code": "MEZ-ASF", "quantity": "-1"}]},
 ])
 def test_bad_input_from_a_phone_is_a_400_and_writes_nothing(stack, crew_c01, body):
     folio = assigned(stack)
