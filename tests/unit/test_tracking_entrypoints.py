@@ -339,3 +339,23 @@ def test_readiness_shows_the_views_and_the_store(host):
     answer = http_answer(host, "GET", "/readyz")
     assert answer.status_code == 200
     assert answer.get_json()["ready"] is True and answer.get_json()["store"] is True
+
+
+def test_a_client_cannot_price_materials_at_the_public_door_only_crews_over_the_bus(host):
+    """Unit costs come from crews' catalog over RPC; the HTTP door refuses them and writes
+    nothing (a crew's phone must not set what billing charges)."""
+    report = assigned(host)
+    crew = token(host, "crew", crew_id="C-07")
+    for step in ("dispatch_crew", "arrive"):
+        rpc_reply(host, "run_command", step, report["folio"], {}, token=crew)
+    priced = {"items": [{"code": "MEZ-ASF", "quantity": 0.5, "unit_cost": "0.01",
+                         "cost": "0.01"}]}
+    answer = http_answer(host, "POST", f"/reports/{report['folio']}/log_materials",
+                         token=crew, json=priced)
+    assert answer.status_code == 400 and "crews" in answer.get_data(as_text=True)
+    state = rpc_reply(host, "run_command", "log_materials", report["folio"],
+                      {"items": [{"code": "MEZ-ASF", "quantity": 0.5, "unit_cost": "1850.00",
+                                  "cost": "925.00"}]}, token=crew)
+    assert state["version"] == 6  # opened … arrived (5), these materials: the refusal wrote none
+    staff = rpc_reply(host, "get_report_staff", report["folio"], token=token(host, "supervisor"))
+    assert [m["unit_cost"] for m in staff["materials"]] == ["1850.00"]

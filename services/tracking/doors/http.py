@@ -20,6 +20,9 @@ COMMAND_DOORS = {
     **{name: Door(body=command.schema, auth=(BEARER,), errors=(409,))
        for name, command in commands.COMMANDS.items()},
     **dict.fromkeys(("confirm", "dispute"), Door(body=CITIZEN_FEEDBACK, errors=(403, 409))),
+    # Prices come from crews over RPC; the public door takes the items without them.
+    "log_materials": Door(body=schemas.MaterialsSchema(
+        exclude=[f"items.{f}" for f in commands.PRICE_FIELDS]), auth=(BEARER,), errors=(409,)),
 }
 
 
@@ -42,7 +45,7 @@ class ReportsApi(ReportsRpc):
         (an `Idempotency-Key` header, or `step_id` in the body, makes a repeat record nothing)"""
         if name not in (*commands.COMMANDS, "confirm", "dispute"):
             raise KeyError(f"unknown command {name!r}")
-        payload = commands.keyed(read_json(request), request.headers)
+        payload = commands.keyed(commands.unpriced(name, read_json(request)), request.headers)
         if name in ("confirm", "dispute"):
             return json_response(self.citizen_feedback(folio, name, payload))
         state = commands.execute(self.tracking.app, self.auth, name, folio, payload)

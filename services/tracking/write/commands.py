@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from marshmallow import Schema
+from marshmallow import Schema, ValidationError
 
 from .. import access, schemas
 from ..domainmodel import Actor, Report
@@ -74,6 +74,20 @@ def execute(app: TrackingApplication, auth: Any, name: str, folio: str,
     actor = actor_for(principal, command.roles, data.pop("channel", None))
     guard = access.guard(principal, command.roles)
     return getattr(app, command.use_case)(folio, actor, guard=guard, **data)
+
+
+PRICE_FIELDS = ("unit_cost", "cost")
+
+
+def unpriced(name: str, payload: Any) -> Any:
+    """An HTTP command's payload, refused if it prices materials: prices come from crews' catalog
+    over the internal bus (RPC), never from a client at the public door."""
+    items = payload.get("items") if name == "log_materials" and isinstance(payload, dict) else None
+    if isinstance(items, list) and any(isinstance(item, dict) and
+                                       any(f in item for f in PRICE_FIELDS) for item in items):
+        raise ValidationError({"items": [
+            "unit_cost and cost are set by crews' materials catalog, not by a client"]})
+    return payload
 
 
 def keyed(payload: dict[str, Any], headers: Mapping[str, str] | Headers) -> dict[str, Any]:
