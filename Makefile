@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test bench bench-intake lint clean
+.PHONY: install run test bench bench-intake bench-crews lint clean
 
 install: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ bench: install
 bench-intake: install
 	bash deploy/local/ensure-infra.sh
 	PSYCOPG_WAIT_FUNC=wait_select $(PY) -m bench.bench_intake
+
+bench-crews: install
+	bash deploy/local/ensure-infra.sh
+	PSYCOPG_WAIT_FUNC=wait_select $(PY) -m bench.bench_crews
 
 lint: install
 	$(VENV)/bin/ruff check .
