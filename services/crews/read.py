@@ -15,18 +15,22 @@ from typing import Any
 
 from shared.chassis.follower import Handler, LogFollower
 from shared.chassis.sqlstore import SqlStore, Tx
+from shared.chassis.tables import create_missing
 
 from .domainmodel import Crew, Material
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS crews_view (code TEXT PRIMARY KEY, name TEXT NOT NULL,"
-    " department TEXT NOT NULL, availability TEXT NOT NULL, on_shift INTEGER NOT NULL,"
-    " members TEXT NOT NULL, lat DOUBLE PRECISION, long DOUBLE PRECISION, position_at TEXT,"
+# Each table and index by name: created at start-up only when missing (shared/chassis/tables.py).
+DDL = {
+    "crews_view": "CREATE TABLE IF NOT EXISTS crews_view (code TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL, department TEXT NOT NULL, availability TEXT NOT NULL,"
+    " on_shift INTEGER NOT NULL, members TEXT NOT NULL, lat DOUBLE PRECISION,"
+    " long DOUBLE PRECISION, position_at TEXT, version INTEGER NOT NULL)",
+    "crews_view_department":
+        "CREATE INDEX IF NOT EXISTS crews_view_department ON crews_view (department, code)",
+    "materials_view": "CREATE TABLE IF NOT EXISTS materials_view (code TEXT PRIMARY KEY,"
+    " description TEXT NOT NULL, unit TEXT NOT NULL, prices TEXT NOT NULL,"
     " version INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS crews_view_department ON crews_view (department, code)",
-    "CREATE TABLE IF NOT EXISTS materials_view (code TEXT PRIMARY KEY, description TEXT NOT NULL,"
-    " unit TEXT NOT NULL, prices TEXT NOT NULL, version INTEGER NOT NULL)",
-)
+}
 CREW_COLUMNS = ("code", "name", "department", "availability", "on_shift", "members", "lat",
                 "long", "position_at", "version")
 MATERIAL_COLUMNS = ("code", "description", "unit", "prices", "version")
@@ -68,10 +72,7 @@ class CrewsProjector(Handler):
         self.app = app
         self.store = store or app.sql
         self.name = name
-        with self.store.transaction() as tx:
-            tx.lock_schema()
-            for statement in DDL:
-                tx.execute(statement)
+        create_missing(self.store, DDL)
         self.follower = (LogFollower(name, app, self, store=self.store, **options)
                          if app is not None else None)
 
