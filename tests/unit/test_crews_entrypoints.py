@@ -46,6 +46,26 @@ def formed(host, code="C-07", department="obras_publicas") -> dict:
     return answer.get_json()
 
 
+# Bodies every door must refuse with a 400 (also run on PostgreSQL: tests/integration/
+# test_crews_bad_input.py).
+HOSTILE = [
+    ("/crews", {"code": "c-07", "name": "x", "department": "obras"}),
+    ("/crews", {"code": "C-07", "name": "x\x00", "department": "obras"}),
+    ("/crews", {"code": "C-07", "name": "x", "department": "obras", "extra": 1}),
+    ("/crews", {"code": "C-07", "name": "   ", "department": "obras"}),
+    ("/crews/C-07/position", {"lat": 91, "long": 0}),
+    ("/crews/C-07/position", {"lat": "NaN", "long": 0}),
+    ("/crews/C-07/position", {"lat": 20, "long": -100, "at": "2026-12-05T08:00:00"}),
+    ("/crews/C-07/position", {"lat": 20, "long": -100, "at": "1990-01-01T08:00:00+00:00"}),
+    ("/crews/C-07/shift", {"action": "nap"}),
+    ("/crews/C-07/availability", {"availability": "off_shift"}),
+    ("/crews/C-07/members", {"member_id": "ana\ud800", "name": "Ana"}),
+    ("/materials", {"code": "MEZ", "description": "x", "unit": "m3", "unit_cost": 12.5}),
+    ("/materials", {"code": "MEZ", "description": "x", "unit": "m3", "unit_cost": "1e9"}),
+    ("/materials", {"code": "MEZ", "description": "x", "unit": "cubeta", "unit_cost": "1.00"}),
+]
+
+
 def test_a_crew_forms_and_starts_its_shift_from_the_street(host):
     crew = formed(host)
     assert crew["members"] == [{"member_id": "pedro", "name": "Pedro Ramírez"}]
@@ -105,22 +125,7 @@ def test_the_rules_answer_409_with_the_reason_and_change_nothing(host):
     assert (crew["name"], crew["version"]) == ("Bacheo Centro", 2)
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/crews", {"code": "c-07", "name": "x", "department": "obras"}),
-    ("/crews", {"code": "C-07", "name": "x\x00", "department": "obras"}),
-    ("/crews", {"code": "C-07", "name": "x", "department": "obras", "extra": 1}),
-    ("/crews", {"code": "C-07", "name": "   ", "department": "obras"}),
-    ("/crews/C-07/position", {"lat": 91, "long": 0}),
-    ("/crews/C-07/position", {"lat": "NaN", "long": 0}),
-    ("/crews/C-07/position", {"lat": 20, "long": -100, "at": "2026-12-05T08:00:00"}),
-    ("/crews/C-07/position", {"lat": 20, "long": -100, "at": "1990-01-01T08:00:00+00:00"}),
-    ("/crews/C-07/shift", {"action": "nap"}),
-    ("/crews/C-07/availability", {"availability": "off_shift"}),
-    ("/crews/C-07/members", {"member_id": "ana\ud800", "name": "Ana"}),
-    ("/materials", {"code": "MEZ", "description": "x", "unit": "m3", "unit_cost": 12.5}),
-    ("/materials", {"code": "MEZ", "description": "x", "unit": "m3", "unit_cost": "1e9"}),
-    ("/materials", {"code": "MEZ", "description": "x", "unit": "cubeta", "unit_cost": "1.00"}),
-])
+@pytest.mark.parametrize(("path", "body"), HOSTILE)
 def test_bad_input_is_a_400_that_says_why_and_writes_nothing(host, path, body):
     formed(host)
     stored = host.providers["crews"].app.recorder.max_notification_id()
