@@ -125,12 +125,19 @@ class CrewsApplication(Application[UUID]):
         return self._change(self.material, code,
                             lambda material: material.change_price(unit_cost, effective_at, by))
 
-    def cost_of(self, code: str, amount: Any, moment: datetime) -> dict[str, Any]:
-        """A materials entry priced as of `moment`: what billing costs a repair from.
+    def cost_of(self, code: str, amount: Any, moment: datetime,
+                loaded: dict[str, Material] | None = None) -> dict[str, Any]:
+        """A materials entry priced as of `moment`: what billing costs a repair from. `loaded`
+        keeps the materials one request has read (a phone's queue prices many entries).
 
         Example: cost_of("MEZ-ASF", "0.5", at) -> {"code": "MEZ-ASF", "unit": "m3",
         "quantity": "0.5", "unit_cost": "1850.00", "cost": "925.00", ...}"""
-        material = self.material(code)
+        if loaded is None:
+            material = self.material(code)
+        elif code in loaded:
+            material = loaded[code]
+        else:
+            material = loaded[code] = self.material(code)
         how_much = quantity(amount)
         return {"code": material.code, "description": material.description,
                 "unit": material.unit, "quantity": str(how_much),

@@ -28,7 +28,7 @@ from shared.contracts.views import ReportStateSchema
 
 from .application import CrewNotFound, MaterialNotFound
 from .dependencies import Crews
-from .domainmodel import NoPriceYet
+from .domainmodel import Material, NoPriceYet
 from .errors import ERRORS, http_errors
 from .schemas import AMOUNT, OCCURRED_AT
 
@@ -126,7 +126,7 @@ class FieldDoors:
         -> where the report stands, and the step's origin"""
         principal = self.auth.require("crew", "supervisor")
         data = STEP.load(read_json(request))
-        return json_response(self._record(principal, folio, data, request))
+        return json_response(self._record(principal, folio, data, request, {}))
 
     @http("POST", "/field/sync", max_body=512 * 1024)
     @api(body=BATCH, answers={200: SyncAnswer}, auth=(BEARER,))
@@ -141,10 +141,11 @@ class FieldDoors:
                          key=lambda update: update["occurred_at"])
         results = []
         now = self.crews.now()
+        loaded: dict[str, Material] = {}  # the catalog entries this queue priced
         for update in updates:
             item = {"folio": update["folio"], "step_id": update["step_id"]}
             try:
-                report = self._record(principal, update["folio"], update, request)
+                report = self._record(principal, update["folio"], update, request, loaded)
             except Exception as exc:
                 error = ERRORS.wire(exc)
                 if error is None:
@@ -159,7 +160,7 @@ class FieldDoors:
         return json_response({"results": results})
 
     def _record(self, principal: Principal, folio: str, data: dict[str, Any],
-                request: Request) -> dict[str, Any]:
+                request: Request, loaded: dict[str, Material]) -> dict[str, Any]:
         """One step to tracking with the caller's token; the crew's position kept here too."""
         occurred_at: datetime = data["occurred_at"]
         payload: dict[str, Any] = {"step_id": data["step_id"],
@@ -167,7 +168,7 @@ class FieldDoors:
         if data["step"] == "work_completed":
             payload["notes"] = data["notes"]
         if data["step"] == "materials":
-            payload["items"] = self._priced(data["items"], occurred_at)
+            payload["items"] = self._priced(data["items"], occurred_at, loaded)
         report = self.tracking.call("run_command", COMMANDS[data["step"]], folio, payload,
                                     on_behalf_of=request.headers.get("Authorization"))
         origin = origin_of(principal)
@@ -182,13 +183,14 @@ class FieldDoors:
                             folio, report["crew_id"])
         return {**report, "origin": origin}
 
-    def _priced(self, items: list[dict[str, Any]], moment: datetime) -> list[dict[str, Any]]:
+    def _priced(self, items: list[dict[str, Any]], moment: datetime,
+                loaded: dict[str, Material]) -> list[dict[str, Any]]:
         """Each entry with the catalog's unit, description and the unit cost in force at the
         moment it was logged (what billing costs the repair from); an unknown code is a 400."""
         priced, problems = [], {}
         for number, item in enumerate(items):
             try:
-                cost = self.crews.app.cost_of(item["code"], item["quantity"], moment)
+                cost = self.crews.app.cost_of(item["code"], item["quantity"], moment, loaded)
             except (MaterialNotFound, NoPriceYet) as missing:
                 problems[number] = {"code": [str(missing)]}
                 continue
