@@ -13,23 +13,13 @@ from eventsourcing.domain import event
 from marshmallow import fields
 
 from services.tracking import domainmodel
-from services.tracking.domainmodel import (
-    EVENT_NAMES,
-    FIRST_STEP,
-    LIFECYCLE,
-    STATUS,
-    STEPS,
-    Actor,
-    Report,
-    event_name,
-    step_after,
-    wire_name,
-)
+from services.tracking.domainmodel import EVENT_NAMES, Actor, Report, event_name, wire_name
 from services.tracking.read.open311 import public_entries
 from services.tracking.read.timeline import evolve, new_row, render_timeline
 from services.tracking.write.outgoing import CloudEventConverter
 from shared.contracts import events
 from shared.contracts.events import CATALOG, LANGUAGES, EventType, Label, ReportEventData
+from shared.contracts.lifecycle import FIRST_STEP, LIFECYCLE, STATUS, STEPS, step_after
 
 OPERATOR = Actor(id="operadora-ana-070", role="operator", channel="phone_070")
 SUPERVISOR = Actor(id="supervisor-obras-luis", role="supervisor", channel="staff")

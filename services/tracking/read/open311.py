@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.contracts.events import RESOLUTION_LABELS, STEP_LABELS
+from shared.contracts.lifecycle import FIRST_STEP, STATUS, closing_events, step_after
 from shared.contracts.open311 import REQUEST_FIELDS
 
-from ..domainmodel import FIRST_STEP, STATUS, closing_events, step_after
 from .timeline import render_timeline, shown_fields
 
 CLOSINGS = closing_events()

@@ -15,8 +15,7 @@ from typing import Any
 import orjson
 
 from shared.contracts.events import CATALOG, RESOLUTION_LABELS, STEP_LABELS
-
-from ..domainmodel import FIRST_STEP, STATUS, step_after
+from shared.contracts.lifecycle import FIRST_STEP, STATUS, step_after
 
 # Which comments each audience reads; the others are left out of its timeline altogether.
 # A crew reads its own jobs as staff do, without the internal notes (docs/access.md).
