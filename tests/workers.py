@@ -57,6 +57,11 @@ class Host:
             self.providers[name] = provider
         return self
 
+    @property
+    def dependencies(self) -> list[DependencyProvider]:
+        """As a container's: its providers."""
+        return list(self.providers.values())
+
     def spawn_managed_thread(self, run: Any, identifier: str | None = None) -> Any:
         thread = eventlet.spawn(run)
         self.threads.append(thread)

@@ -6,10 +6,13 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+from nameko.extensions import DependencyProvider
+
 from shared.chassis.follower import LogFollower
 from shared.chassis.runtime import EventSourcedRuntime
+from shared.chassis.sqlstore import SqlStore
 
-from . import schemas
+from . import schemas, worklists
 from .application import CrewsApplication
 from .read import CrewsProjector
 
@@ -43,6 +46,7 @@ class CrewsRuntime(EventSourcedRuntime):
     def setup(self) -> None:
         schemas.configure(self.container.config)  # the edge's settings (how late a device syncs)
         super().setup()
+        worklists.prepare(self.app.sql)
 
     def projections(self, app: CrewsApplication, options: dict[str, Any]) -> list[LogFollower]:
         self.projector = CrewsProjector(app, **options)
@@ -50,3 +54,14 @@ class CrewsRuntime(EventSourcedRuntime):
 
     def get_dependency(self, worker_ctx: Any) -> Crews:
         return Crews(self)
+
+
+class ViewStore(DependencyProvider):
+    """The SqlStore crews' application and views use, for the report events' consumer: the work
+    lists live beside the crews they are read with (one store, also in a test's memory)."""
+
+    def get_dependency(self, worker_ctx: Any) -> SqlStore:
+        runtime = next(dependency for dependency in self.container.dependencies
+                       if isinstance(dependency, CrewsRuntime))
+        store: SqlStore = runtime.app.sql
+        return store

@@ -10,6 +10,7 @@ from shared.contracts.errors import WireError
 
 from .application import AlreadyExists, CrewNotFound, MaterialNotFound
 from .domainmodel import CrewsError, InvalidCommand
+from .worklists import JobNotFound
 
 
 def refused(exc: CrewsError) -> WireError:
@@ -34,6 +35,7 @@ ERRORS = BASE.extend({
     CrewsError: refused,
     CrewNotFound: missing,
     MaterialNotFound: missing,
+    JobNotFound: missing,
     AlreadyExists: taken,
     RecordConflictError: "version_conflict",
 })

@@ -12,14 +12,16 @@ from shared.chassis.secrets import SecretsCheck
 
 # Imported as modules, not classes: `nameko run` takes every class in this module that has
 # entrypoints for a service, and the mixins are not services.
-from . import dependencies, doors, field
+from . import dependencies, doors, field, jobs
 
 
-class CrewsService(doors.CrewDoors, doors.MaterialDoors, field.FieldDoors, doors.CrewsHealth,
+class CrewsService(doors.CrewDoors, doors.MaterialDoors, field.FieldDoors, jobs.WorkListDoors,
+                   doors.CrewsHealth,
                    openapi.ApiDocument):
     name = "crews"
 
     crews = dependencies.CrewsRuntime()
+    views = dependencies.ViewStore()  # the work lists' store, for the report events' consumer
     auth = Auth()
     tracking = Remote("tracking")  # the report's owner: field steps go there
     gc_tuning = GcTuning()

@@ -20,7 +20,7 @@ from tests import accessdoc
 
 TRACKING_SECTIONS = ("Tracking: staff commands", "Tracking: everything else")
 INTAKE_SECTIONS = ("Intake",)
-CREWS_SECTIONS = ("Crews", "Crews: field")
+CREWS_SECTIONS = ("Crews", "Crews: field", "Crews: work lists")
 
 
 def doors(service: type) -> set[str]:

@@ -1,0 +1,183 @@
+"""Crews' work lists follow tracking's report events over the real bus: a supervisor's board and
+the crews to suggest (nearest available first, with their workload), a crew's own jobs moving
+step by step, and the lists equal to a rebuild from tracking's events, unchanged by a redelivered
+event."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import kombu
+import pytest
+import requests
+
+from services.crews import worklists
+from shared.contracts.cloudevents import CloudEvent
+from tests.e2e.test_field_steps import CITY, auth
+
+pytestmark = pytest.mark.e2e
+
+DEPARTMENT = "servicios_publicos"
+LAMP = {"service_code": "alumbrado_publico", "service_name": "Alumbrado público",
+        "department": DEPARTMENT, "description": "Luminaria apagada en el parque",
+        "location": {"lat": 20.5900, "long": -100.3900}, "channel": "phone_070"}
+SUPERVISOR = auth("supervisor", department=DEPARTMENT)
+ADMIN = auth("admin")
+# Three crews of the department: one a block away, one across town, one busy.
+CREWS = {"L-01": (20.5910, -100.3900, "available"), "L-02": (20.6500, -100.4500, "available"),
+         "L-03": (20.5901, -100.3901, "busy")}
+
+
+def eventually(check, what: str, seconds: float = 20.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {seconds}s: {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def lamp_crews(stack):
+    for code, (lat, long, availability) in CREWS.items():
+        url = f"{stack.crews.url}/crews"
+        made = requests.post(url, headers=ADMIN, timeout=10, json={
+            "code": code, "name": f"Alumbrado {code}", "department": DEPARTMENT})
+        assert made.status_code == 201, made.text
+        for door, body in (("members", {"member_id": f"{code.lower()}-ana", "name": "Ana"}),
+                           ("shift", {"action": "start"}),
+                           ("position", {"lat": lat, "long": long}),
+                           ("availability", {"availability": availability})):
+            answer = requests.post(f"{url}/{code}/{door}", headers=ADMIN, json=body, timeout=10)
+            assert answer.status_code == 200, (door, answer.text)
+    return list(CREWS)
+
+
+def job_of(stack, folio: str, headers) -> dict | None:
+    answer = requests.get(f"{stack.crews.url}/field/jobs", headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return next((job for job in answer.json()["jobs"] if job["folio"] == folio), None)
+
+
+def on_board(stack, folio: str) -> dict | None:
+    answer = requests.get(f"{stack.crews.url}/board", headers=SUPERVISOR, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return next((job for job in answer.json()["jobs"] if job["folio"] == folio), None)
+
+
+def open_lamp(stack) -> str:
+    opened = requests.post(f"{stack.tracking.url}/reports", json=LAMP, timeout=10,
+                           headers=auth("operator"))
+    assert opened.status_code == 201, opened.text
+    return opened.json()["folio"]
+
+
+def field_step(stack, folio: str, name: str, crew: str, **more) -> None:
+    from datetime import datetime
+    body = {"step": name, "step_id": str(uuid.uuid4()),
+            "occurred_at": datetime.now(CITY).isoformat(), **more}
+    answer = requests.post(f"{stack.crews.url}/field/reports/{folio}/steps", json=body,
+                           headers=auth("crew", crew_id=crew), timeout=20)
+    assert answer.status_code == 200, answer.text
+
+
+def test_the_board_suggests_the_nearest_available_crew_and_the_crew_sees_its_job_move(
+        stack, lamp_crews):
+    folio = open_lamp(stack)
+    job = eventually(lambda: on_board(stack, folio), "the new report on the board")
+    assert job["step"] == "opened" and job["crew_id"] is None
+    assert job["description"] == LAMP["description"]
+    assert job["location"]["lat"] == pytest.approx(20.59)
+
+    suggested = requests.get(f"{stack.crews.url}/reports/{folio}/suggested-crews",
+                             headers=SUPERVISOR, timeout=10).json()
+    codes = [crew["code"] for crew in suggested["crews"]]
+    assert codes[:2] == ["L-01", "L-02"] and "L-03" not in codes  # nearest first; busy left out
+    assert suggested["crews"][0]["distance_km"] == pytest.approx(0.111, abs=0.01)
+    before = suggested["crews"][0]["open_jobs"]
+
+    assign = requests.post(f"{stack.tracking.url}/reports/{folio}/assign", timeout=10,
+                           json={"crew_id": "L-01"}, headers=SUPERVISOR)
+    assert assign.status_code == 200, assign.text
+    mine = auth("crew", crew_id="L-01")
+    job = eventually(lambda: job_of(stack, folio, mine), "the job in L-01's list")
+    assert job["step"] == "assigned" and job["next_steps"] == ["dispatched"]
+    assert job_of(stack, folio, auth("crew", crew_id="L-02")) is None  # not another crew's
+    after = requests.get(f"{stack.crews.url}/reports/{folio}/suggested-crews",
+                         headers=SUPERVISOR, timeout=10).json()["crews"][0]
+    assert after["code"] == "L-01" and after["open_jobs"] == before + 1
+
+    for name, step, following in (("dispatched", "dispatched", ["en_route", "arrived"]),
+                                  ("arrived", "on_site", ["materials", "work_completed"]),
+                                  ("work_completed", "work_completed", ["materials"])):
+        field_step(stack, folio, name, "L-01", **({"notes": "Foco cambiado"}
+                                                   if name == "work_completed" else {}))
+        job = eventually(lambda s=step: (j := job_of(stack, folio, mine)) and
+                         j["step"] == s and j, f"the job at {step}")
+        assert job["next_steps"] == following
+
+    closed = requests.post(f"{stack.tracking.url}/reports/{folio}/close_report", headers=SUPERVISOR,
+                           json={"resolution": "fixed", "notes": "Listo"}, timeout=10)
+    assert closed.status_code == 200, closed.text
+    eventually(lambda: job_of(stack, folio, mine) is None, "the closed job off the list")
+
+
+def test_a_supervisor_sees_only_their_department_and_reads_need_a_role(stack, lamp_crews):
+    other = requests.get(f"{stack.crews.url}/board?department=obras_publicas",
+                         headers=SUPERVISOR, timeout=10)
+    assert other.status_code == 403, other.text
+    for door in ("/board", "/field/jobs", "/reports/QRO-2026-000001/suggested-crews"):
+        assert requests.get(f"{stack.crews.url}{door}", timeout=10).status_code == 401
+    assert requests.get(f"{stack.crews.url}/board", headers=auth("crew", crew_id="L-01"),
+                        timeout=10).status_code == 403
+    unknown = requests.get(f"{stack.crews.url}/reports/QRO-2026-999999/suggested-crews",
+                           headers=SUPERVISOR, timeout=10)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
+def tracking_events(stack, folio: str) -> list[CloudEvent]:
+    answer = requests.get(f"{stack.tracking.url}/reports/{folio}/events", timeout=10,
+                          headers=auth("auditor"))
+    assert answer.status_code == 200, answer.text
+    return [CloudEvent.from_dict(event) for event in answer.json()["events"]]
+
+
+def stored_jobs(stack) -> dict[str, dict]:
+    rows = stack.query("crews", f"SELECT {', '.join(worklists.COLUMNS)} FROM work_jobs")
+    return {row[0]: worklists.from_row(row) for row in rows}
+
+
+def test_the_work_lists_equal_a_rebuild_from_the_events_and_a_redelivery_changes_nothing(
+        stack, lamp_crews):
+    folio = open_lamp(stack)
+    requests.post(f"{stack.tracking.url}/reports/{folio}/assign", timeout=10,
+                  json={"crew_id": "L-02"}, headers=SUPERVISOR).raise_for_status()
+    field_step(stack, folio, "dispatched", "L-02")
+    events = {}
+    for known in eventually(lambda: stored_jobs(stack), "rows in the work lists"):
+        events[known] = tracking_events(stack, known)
+    # Every report the lists hold, once the consumer has caught up with its last event.
+    eventually(lambda: all(stored_jobs(stack)[f]["version"] == int(e[-1].data["version"])
+                           for f, e in events.items()), "the lists caught up")
+    rebuilt = worklists.rebuild(event for history in events.values() for event in history)
+    assert stored_jobs(stack) == rebuilt
+    assert rebuilt[folio]["step"] == "dispatched" and rebuilt[folio]["crew_id"] == "L-02"
+
+    # The bus delivers an old event again (same id), and then one of its earlier versions:
+    # neither changes a thing.
+    before = stored_jobs(stack)
+    with kombu.Connection(stack.amqp_uri) as conn:
+        producer = conn.Producer()
+        for event in (events[folio][-1], events[folio][0]):
+            producer.publish(json.dumps(event.to_dict()), exchange="expediente.events",
+                             routing_key=event.type, content_type="application/cloudevents+json",
+                             retry=True)
+    time.sleep(1.5)  # what the consumer would need to apply them, were they news
+    assert stored_jobs(stack) == before
+    skipped = stack.query("crews", "SELECT COUNT(*) FROM processed_events WHERE event_id = ?",
+                          (str(events[folio][-1].id),))
+    assert skipped == [(1,)]
