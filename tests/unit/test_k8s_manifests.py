@@ -178,3 +178,23 @@ def test_the_ingress_keeps_health_and_metrics_inside_the_cluster(name):
             assert not (path["path"] == "/" and path["pathType"] == "Prefix"), \
                 f"{name} routes everything, /metrics and /readyz included"
             assert path["path"].split("/")[1] not in ("metrics", "healthz", "readyz")
+
+
+def test_every_public_crews_door_has_a_route_and_probes_have_none():
+    """The field app and its API reach crews through its ingress; health and metrics do not."""
+    from services.crews.service import CrewsService
+    from tests.unit.test_access_doc import doors
+
+    routes = [(path["path"], path["pathType"]) for rule in of_kind("Ingress")["crews"]["spec"]
+              ["rules"] for path in rule["http"]["paths"]]
+
+    def routed(url: str) -> bool:
+        return any(url == path or (kind == "Prefix" and url.startswith(path + "/"))
+                   for path, kind in routes)
+
+    inside = ("/healthz", "/readyz", "/metrics")
+    for door in doors(CrewsService):
+        if " " not in door:
+            continue  # an RPC: the bus, not the ingress
+        url = door.split(" ", 1)[1]
+        assert routed(url) != (url in inside), door
