@@ -48,15 +48,16 @@ def bearer(role: str, **claims: str) -> str:
     return f"Bearer {mint_token('bench', (role,), ttl_seconds=3600, **claims)}"
 
 
-def assigned_reports(amqp: str, count: int, window: int) -> list[str]:
-    """`count` reports opened by an operator and assigned to crew C-01 by a supervisor."""
+def assigned_reports(amqp: str, count: int, window: int, crews: tuple[str, ...] = ("C-01",)
+                     ) -> list[str]:
+    """`count` reports opened by an operator and assigned by a supervisor to the crews in turn."""
     operator = LeanRpc(amqp, {"authorization": bearer("operator")})
     supervisor = LeanRpc(amqp, {"authorization": bearer("supervisor")})
     try:
         opened = operator.pipeline([("tracking", "open_report", (POTHOLE,))] * count, window)
         folios = [answer["folio"] for answer in opened]
-        supervisor.pipeline([("tracking", "run_command", ("assign", f, {"crew_id": "C-01"}))
-                             for f in folios], window)
+        supervisor.pipeline([("tracking", "run_command", ("assign", f, {
+            "crew_id": crews[n % len(crews)]})) for n, f in enumerate(folios)], window)
         return folios
     finally:
         operator.close()
@@ -128,12 +129,57 @@ def queue_latencies(client: Client, folios: list[str], batches: int) -> list[flo
     return sorted(latencies)
 
 
+def my_jobs_latencies(client: Client, amqp: str, window: int, rate: float, seconds: float
+                      ) -> tuple[list[float], float]:
+    """20 crews with 10 open jobs each (their work lists filled from tracking's events over the
+    bus); each member reads "my jobs" in turn at `rate` reads per second, open loop, for
+    `seconds`. Returns the sorted latencies and the reads per second achieved."""
+    codes = tuple(f"J-{n:02d}" for n in range(1, 21))
+    admin = {"Content-Type": "application/json", "Authorization": bearer("admin")}
+    for code in codes:
+        body = {"code": code, "name": f"Cuadrilla {code}", "department": "obras_publicas"}
+        status, text = client.request("POST", "/crews", json.dumps(body).encode(), admin)
+        if status != 201:
+            raise SystemExit(f"setting up failed: {status} {text[:300]!r}")
+    assigned_reports(amqp, 10 * len(codes), window, codes)
+    tokens = [{"Authorization": bearer("crew", crew_id=code)} for code in codes]
+    deadline = time.monotonic() + 120
+    while True:  # until the work lists hold every job (the consumer follows the bus)
+        status, text = client.request("GET", "/field/jobs", None, tokens[-1])
+        if status == 200 and len(json.loads(text)["jobs"]) == 10:
+            break
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the work lists did not fill: {status} {text[:300]!r}")
+        time.sleep(0.1)
+    latencies: list[float] = []
+
+    def read(n: int) -> None:
+        started = time.perf_counter()
+        status, text = client.request("GET", "/field/jobs", None, tokens[n % len(tokens)])
+        latencies.append(time.perf_counter() - started)
+        if status != 200 or len(json.loads(text)["jobs"]) != 10:
+            raise SystemExit(f"my jobs failed: {status} {text[:300]!r}")
+
+    pool = eventlet.GreenPool(1000)
+    total = int(rate * seconds)
+    began = time.perf_counter()
+    for n in range(total):
+        wait = began + n / rate - time.perf_counter()
+        if wait > 0:
+            eventlet.sleep(wait)
+        pool.spawn_n(read, n)
+    pool.waitall()
+    return sorted(latencies), total / (time.perf_counter() - began)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=2000, help="field steps each way")
     parser.add_argument("--window", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--read-rate", type=float, default=200.0, help="my-jobs reads per s")
+    parser.add_argument("--read-seconds", type=float, default=15.0)
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -180,6 +226,12 @@ def main() -> None:
         latencies = queue_latencies(client, folios[100 + 2 * args.steps:], args.batches)
         figures["sync_50_updates_p50_ms"] = latencies[len(latencies) // 2] * 1000
         figures["sync_50_updates_max_ms"] = latencies[-1] * 1000
+        reads, achieved = my_jobs_latencies(client, amqp, args.window, args.read_rate,
+                                            args.read_seconds)
+        figures["my_jobs_reads_per_s"] = achieved
+        figures["my_jobs_p50_ms"] = reads[len(reads) // 2] * 1000
+        figures["my_jobs_p99_ms"] = reads[int(len(reads) * 0.99)] * 1000
+        figures["my_jobs_max_ms"] = reads[-1] * 1000
         figures["crews_peak_rss_mb"] = rss_mb(processes[1].process.pid)
         figures["tracking_peak_rss_mb"] = rss_mb(processes[0].process.pid)
     finally:

@@ -146,7 +146,9 @@ class WorkListDoors:
         their department's open jobs"""
         principal = self.auth.require("crew", "supervisor")
         if "crew" in principal.roles and principal.crew_id:
-            crew = self.crews.fresh_views().crew(principal.crew_id)
+            # The crew's name and department change rarely: read without waiting for the views
+            # (a phone asks often; the jobs below are the work lists' own table).
+            crew = self.crews.runtime.projector.crew(principal.crew_id)
             jobs = worklists.jobs(self.views, crew_id=principal.crew_id)
         else:
             crew = None

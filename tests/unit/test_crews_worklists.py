@@ -168,6 +168,7 @@ def host(tmp_path, history):
                            (f"/crews/{code}/position", {"lat": lat, "long": -100.39})):
             answer = http_answer(host, "POST", path, token=admin, json=body)
             assert answer.status_code in (200, 201), answer.get_data(as_text=True)
+    host.providers["crews"].await_projections()  # the crews just made, in their view
     host.folio = pothole
     host.others = [folio for folio in by_folio(history) if folio != pothole]
     yield host
