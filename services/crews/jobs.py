@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 from werkzeug.wrappers import Request, Response
 
 from shared.chassis.answers import json_response
@@ -20,6 +20,7 @@ from shared.chassis.auth import Forbidden, Principal, WorkerAuth
 from shared.chassis.consumer import cloud_event_handler
 from shared.chassis.http import http
 from shared.chassis.openapi import BEARER, api
+from shared.chassis.rpc import rpc
 from shared.chassis.rpcclient import RemoteService
 from shared.chassis.sqlstore import SqlStore, Tx
 from shared.contracts.cloudevents import CloudEvent
@@ -28,9 +29,10 @@ from shared.contracts.fields import Line
 
 from . import worklists
 from .dependencies import Crews
-from .errors import http_errors
+from .errors import ERRORS, http_errors
 from .schemas import CrewAnswer
 
+CONSUMER_NAME = "crews.consume_report_event"  # the consumer's name: its queue and its claims
 BOARD_READERS = ("supervisor", "operator", "auditor")  # and admin
 SUGGESTERS = ("supervisor", "operator")  # who assigns, and the 070 desk that helps
 
@@ -131,6 +133,30 @@ class WorkListDoors:
     @cloud_event_handler(f"{TYPE_PREFIX}*", store="views", catch_up="fetch_report_events")
     def consume_report_event(self, event: CloudEvent, tx: Tx) -> None:
         worklists.apply(tx, event)
+
+    @rpc(errors=ERRORS)
+    def catch_up_work_lists(self, status: str = "open") -> dict[str, int]:
+        """`expediente call crews catch_up_work_lists '"open"' --role admin`: bring the work
+        lists up to date with every report tracking holds (`open`, `closed` or `all`), e.g.
+        when crews joins a city whose reports were opened before its queue existed. Each
+        report's missing events are applied as the consumer applies them: in order, once, so
+        it may run while events flow and be run again."""
+        self.auth.require("admin")
+        if status not in ("open", "closed", "all"):
+            raise ValidationError({"status": ["open, closed or all"]})
+        filters: dict[str, Any] = {} if status == "all" else {"status": status}
+        reports = applied = 0
+        while True:
+            page = self.tracking.call("search_reports", {
+                **filters, "limit": 1000, "offset": reports, "order": "opened_at asc"},
+                on_behalf_of=self.auth.authorization())
+            for row in page:
+                for event in self.fetch_report_events(row["folio"], 0):
+                    applied += bool(self.consume_report_event(CloudEvent.from_dict(event),
+                                                              CONSUMER_NAME))
+            reports += len(page)
+            if len(page) < 1000:
+                return {"reports": reports, "events_applied": applied}
 
     def fetch_report_events(self, folio: str, after_version: int) -> list[dict[str, Any]]:
         """A report's events after a version, from tracking (the consumer found a gap)."""

@@ -181,3 +181,34 @@ def test_the_work_lists_equal_a_rebuild_from_the_events_and_a_redelivery_changes
     skipped = stack.query("crews", "SELECT COUNT(*) FROM processed_events WHERE event_id = ?",
                           (str(events[folio][-1].id),))
     assert skipped == [(1,)]
+
+
+def test_an_operator_catches_the_lists_up_with_everything_tracking_holds(stack, lamp_crews):
+    """Crews joins a city whose reports were opened before its queue existed (here: its lists
+    wiped): `catch_up_work_lists` fetches every report's events from tracking and applies them
+    as the consumer would; run twice, it applies nothing more."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from tests.stack import pg_connect
+
+    if stack.store != "postgres":
+        pytest.skip("wipes the lists through PostgreSQL")
+    folio = open_lamp(stack)
+    eventually(lambda: folio in stored_jobs(stack), "the new report in the lists")
+    with pg_connect() as conn:
+        conn.execute(f"SET search_path TO {stack.schemas['crews']}")
+        for table in ("work_jobs", "stream_positions", "processed_events"):
+            conn.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
+    assert stored_jobs(stack) == {}
+
+    config = {"AMQP_URI": stack.amqp_uri}
+    admin = {"authorization": ADMIN["Authorization"]}
+    with ClusterRpcProxy(config, context_data=admin, timeout=60) as rpc:
+        first = rpc.crews.catch_up_work_lists("all")
+        again = rpc.crews.catch_up_work_lists("all")
+    jobs = stored_jobs(stack)
+    assert first["reports"] == len(jobs) >= 1 and first["events_applied"] >= len(jobs)
+    assert again == {"reports": len(jobs), "events_applied": 0}
+    history = [event for known in jobs for event in tracking_events(stack, known)]
+    assert jobs == worklists.rebuild(history)
+    assert jobs[folio]["step"] == "opened"

@@ -21,8 +21,9 @@ from shared.chassis.auth import Auth, mint_token
 from shared.chassis.config import load_config
 from shared.chassis.sqlstore import SqliteStore
 from shared.contracts.cloudevents import CloudEvent
+from shared.contracts.errors import WireError
 from tests.support import ROOT
-from tests.workers import Host, http_answer
+from tests.workers import Host, http_answer, rpc_reply
 
 SUPERVISOR = Actor("lucia", "supervisor", "staff")
 OPERATOR = Actor("ana", "operator", "phone_070")
@@ -240,13 +241,18 @@ COLUMNS = {  # the page's columns: roles and claims (the citizen holds no bearer
 def knock(host, column: str, door: str, department: str) -> tuple[int, dict]:
     """The door, asked about `department`'s jobs (ours: public works; theirs: public services)."""
     lamp = host.others[0]
-    path = {"GET /field/jobs": "/field/jobs",
+    path = {"catch_up_work_lists": "", "GET /field/jobs": "/field/jobs",
             "GET /board": f"/board?department={department}",
             "GET /reports/{folio}/suggested-crews":
                 f"/reports/{host.folio if department == 'obras_publicas' else lamp}"
                 "/suggested-crews"}[door]
     who = COLUMNS[column]
     bearer = mint_token(f"matriz-{column}", who[0], config=host.config, **who[1]) if who else None
+    if door == "catch_up_work_lists":  # RPC; tracking here answers no reports
+        try:
+            return 200, rpc_reply(host, door, "open", token=bearer)
+        except WireError as refused:
+            return refused.status, {}
     answer = http_answer(host, "GET", path, token=bearer)
     return answer.status_code, answer.get_json()
 
@@ -271,6 +277,8 @@ def test_who_may_read_the_work_lists(host, door, column, cell):
         expected = {"own": crews == {"C-01"}, "dept": departments == {"obras_publicas"}}
         assert expected.get(cell.access, departments == {"obras_publicas",
                                                          "servicios_publicos"})
+    elif door == "catch_up_work_lists":
+        assert body == {"reports": 0, "events_applied": 0}
     elif cell.access == "dept":
         assert knock(host, column, door, "servicios_publicos")[0] == 403
     else:
