@@ -60,6 +60,7 @@ class Stack:
         self.env = {
             "AMQP_URI": self.amqp_uri, **self._store_env(),
             "INTAKE_PHOTO_DIR": str(workdir / "photos"),
+            "CREWS_PHOTO_DIR": str(workdir / "crews-photos"),
             "RELAY_POLL_INTERVAL": "0.2", "EXPEDIENTE_ENV": "development",
             **(extra_env or {}),
         }
@@ -73,11 +74,13 @@ class Stack:
         self.intake.env["STATUS_PAGE_URL"] = f"{self.tracking.url}/seguimiento"
         self.intake.env["INTAKE_PUBLIC_URL"] = self.intake.url
         self.tracking.env["PORTAL_URL"] = self.intake.url
+        self.crews.env["CREWS_PUBLIC_URL"] = self.crews.url
         # Photos the test intake stores are served from its own /media/: both services trust
-        # them (plain http here); everything else a client names must be https.
+        # them (plain http here); everything else a client names must be https. Tracking also
+        # trusts the field's photos, which crews keeps and serves from its /media/.
         media = (extra_env or {}).get("TRUSTED_MEDIA_URLS", f"{self.intake.url}/media/")
-        for service in (self.tracking, self.intake):
-            service.env["TRUSTED_MEDIA_URLS"] = media
+        self.intake.env["TRUSTED_MEDIA_URLS"] = media
+        self.tracking.env["TRUSTED_MEDIA_URLS"] = f"{media},{self.crews.url}/media/"
 
     def _store_env(self) -> dict[str, str]:
         if self.store == "sqlite":

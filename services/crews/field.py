@@ -23,7 +23,7 @@ from shared.chassis.auth import Principal, WorkerAuth
 from shared.chassis.http import http
 from shared.chassis.openapi import BEARER, api
 from shared.chassis.rpcclient import RemoteService
-from shared.contracts.fields import Line, RecentDateTime, Text, finite, one_of
+from shared.contracts.fields import Line, QueryDateTime, RecentDateTime, Text, finite, one_of
 from shared.contracts.views import ReportStateSchema
 
 from .application import CrewNotFound, MaterialNotFound
@@ -58,11 +58,17 @@ class ItemSchema(Schema):
     quantity = Line(20, required=True, validate=AMOUNT)  # a decimal string: "0.5" (m3)
 
 
-class FieldStepSchema(Schema):
-    step = one_of(COMMANDS, required=True)
+class DeviceStepSchema(Schema):
+    """What every update from a device carries (a step, a photo): its key and its time."""
+
     step_id = Line(64, required=True, min_length=8)  # the device's key for this step (a UUID)
     occurred_at = RecentDateTime(OCCURRED_AT, required=True)  # the device's clock
+
+
+class FieldStepSchema(DeviceStepSchema):
+    step = one_of(COMMANDS, required=True)
     position = fields.Nested(PlaceSchema, load_default=None)  # en route, arrived: where it is
+    eta = QueryDateTime(load_default=None)  # en route: when the crew expects to arrive
     notes = Text(4000, load_default="")  # work completed: what was done
     items = fields.List(fields.Nested(ItemSchema), load_default=None,  # materials: what was used
                         validate=validate.Length(1, 50))
@@ -72,6 +78,13 @@ class FieldStepSchema(Schema):
         if (data["step"] == "materials") != (data.get("items") is not None):
             raise ValidationError({"items": [
                 "the materials step lists its items; no other step has any"]})
+
+    @validates_schema
+    def eta_goes_with_en_route(self, data: dict[str, Any], **_: Any) -> None:
+        # Tracking judges the time itself (after occurred_at, within a day of it).
+        if data.get("eta") is not None and data["step"] != "en_route":
+            raise ValidationError({"eta": [
+                "only the en_route step says when the crew expects to arrive"]})
 
 
 class QueuedStepSchema(FieldStepSchema):
@@ -109,6 +122,17 @@ def origin_of(principal: Principal) -> str:
     return "field" if "crew" in principal.roles and principal.crew_id else "supervisor"
 
 
+def forward(tracking: RemoteService, principal: Principal, step: str, command: str, folio: str,
+            payload: dict[str, Any], request: Request) -> dict[str, Any]:
+    """A field step (`step`: its name here, counted) to tracking as `command`, on behalf of the
+    caller (their token): where the report stands, and the step's origin."""
+    report: dict[str, Any] = tracking.call("run_command", command, folio, payload,
+                                           on_behalf_of=request.headers.get("Authorization"))
+    origin = origin_of(principal)
+    STEPS.labels(step, origin, report.get("department") or "").inc()
+    return {**report, "origin": origin}
+
+
 class FieldDoors:
     """/field/…: the crew's steps from the street (the field app's API)."""
 
@@ -123,7 +147,8 @@ class FieldDoors:
     def http_field_step(self, request: Request, folio: str) -> Response:
         """POST /field/reports/QRO-2026-000123/steps {"step": "arrived", "step_id": "5f0c…",
         "occurred_at": "2026-12-05T10:42:00-06:00", "position": {"lat": 20.59, "long": -100.39}}
-        -> where the report stands, and the step's origin"""
+        -> where the report stands, and the step's origin. En route, the crew may say when it
+        expects to arrive: {"step": "en_route", …, "eta": "2026-12-05T11:15:00-06:00"}"""
         principal = self.auth.require("crew", "supervisor")
         data = STEP.load(read_json(request))
         return json_response(self._record(principal, folio, data, request, {}))
@@ -165,14 +190,14 @@ class FieldDoors:
         occurred_at: datetime = data["occurred_at"]
         payload: dict[str, Any] = {"step_id": data["step_id"],
                                    "occurred_at": occurred_at.isoformat()}
+        if data.get("eta") is not None:
+            payload["eta"] = data["eta"].isoformat()
         if data["step"] == "work_completed":
             payload["notes"] = data["notes"]
         if data["step"] == "materials":
             payload["items"] = self._priced(data["items"], occurred_at, loaded)
-        report = self.tracking.call("run_command", COMMANDS[data["step"]], folio, payload,
-                                    on_behalf_of=request.headers.get("Authorization"))
-        origin = origin_of(principal)
-        STEPS.labels(data["step"], origin, report.get("department") or "").inc()
+        report = forward(self.tracking, principal, data["step"], COMMANDS[data["step"]], folio,
+                         payload, request)
         place = data.get("position")
         if place and report.get("crew_id"):
             try:
@@ -181,7 +206,7 @@ class FieldDoors:
             except CrewNotFound:  # a crew tracking knows and this catalog does not (yet)
                 log.warning("field step on %s: crew %s is not in crews; position not kept",
                             folio, report["crew_id"])
-        return {**report, "origin": origin}
+        return report
 
     def _priced(self, items: list[dict[str, Any]], moment: datetime,
                 loaded: dict[str, Material]) -> list[dict[str, Any]]:

@@ -205,14 +205,19 @@ class Report(Aggregate):
                          occurred_at: datetime | None) -> None:
         pass
 
-    def set_en_route(self, actor: Actor, step_id: str | None, occurred_at: datetime | None) -> None:
+    def set_en_route(self, actor: Actor, step_id: str | None, occurred_at: datetime | None,
+                     eta: datetime | None = None) -> None:
+        """The crew is on its way; `eta` is when it expects to arrive (citizens are told)."""
         self._require_field_step(actor, "crew_en_route", "set the crew en route", occurred_at)
-        self._crew_en_route(actor=actor, step_id=step_id, occurred_at=occurred_at)
+        problem = eta_problem(eta, occurred_at)
+        if problem:
+            raise InvalidCommand(problem)
+        self._crew_en_route(actor=actor, step_id=step_id, occurred_at=occurred_at, eta=eta)
 
     @event("CrewEnRoute")
-    def _crew_en_route(self, actor: Actor, step_id: str | None,
-                       occurred_at: datetime | None) -> None:
-        pass
+    def _crew_en_route(self, actor: Actor, step_id: str | None, occurred_at: datetime | None,
+                       eta: datetime | None = None) -> None:
+        pass  # eta's default: the events stored before a crew could say it have none
 
     def arrive(self, actor: Actor, step_id: str | None, occurred_at: datetime | None) -> None:
         self._require_field_step(actor, "crew_arrived", "mark arrival", occurred_at)
@@ -395,6 +400,29 @@ class Report(Aggregate):
             raise InvalidTransition("a duplicate is followed on its original folio")
         if self.citizen_feedback is not None:
             raise InvalidTransition("the citizen already gave their word on this work")
+
+
+# ---- a crew's expected arrival --------------------------------------------------------------
+
+ETA_HORIZON_HOURS = 24  # a crew that sets out today arrives today or tomorrow, not next week
+
+
+def eta_problem(eta: datetime | None, since: datetime | None) -> str | None:
+    """Why a crew's expected arrival cannot be, or None: it has its time zone, comes after the
+    moment the crew set out (`since`, else now) and within ETA_HORIZON_HOURS of it. The edge's
+    schema asks the same (a field message on `eta`); the report refuses what slips past it."""
+    if eta is None:
+        return None
+    if eta.tzinfo is None:
+        return "eta needs its time zone"
+    start = since or datetime.now(eta.tzinfo)
+    hours = (eta - start).total_seconds() / 3600
+    if hours <= 0:
+        return f"eta {eta.isoformat()} is not after the crew set out ({start.isoformat()})"
+    if hours > ETA_HORIZON_HOURS:
+        return (f"eta {eta.isoformat()} is more than {ETA_HORIZON_HOURS} hours after the crew "
+                f"set out ({start.isoformat()})")
+    return None
 
 
 # Every event the report records, by class name; the wire names follow from event_name.

@@ -25,7 +25,7 @@ from shared.contracts.fields import (
 )
 from shared.contracts.views import CitizenViewSchema, ReportStateSchema, StaffViewSchema
 
-from .domainmodel import CHANNELS, COMMENT_VISIBILITIES, FOLIO_PATTERN, RESOLUTIONS
+from .domainmodel import CHANNELS, COMMENT_VISIBILITIES, FOLIO_PATTERN, RESOLUTIONS, eta_problem
 
 # A crew's `occurred_at` and the photo URLs a client may give: set from configuration when the
 # service starts (OCCURRED_AT_MAX_AGE_DAYS, TRUSTED_MEDIA_URLS).
@@ -98,6 +98,17 @@ class AssignSchema(CommandSchema):
 
 class FieldStepSchema(CommandSchema):
     occurred_at = RecentDateTime(OCCURRED_AT, load_default=None)
+
+
+class EnRouteSchema(FieldStepSchema):
+    # When the crew expects to arrive (citizens see it): after occurred_at, within a day of it.
+    eta = QueryDateTime(load_default=None)
+
+    @validates_schema
+    def eta_after_setting_out(self, data, **kwargs):
+        problem = eta_problem(data.get("eta"), data.get("occurred_at"))
+        if problem:
+            raise ValidationError(problem, "eta")
 
 
 class PhotoSchema(FieldStepSchema):

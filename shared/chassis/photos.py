@@ -43,6 +43,7 @@ __all__ = ["KINDS", "NAME", "CleanPhoto", "Limits", "LocalPhotoStore", "PhotoRej
 NAME = re.compile(r"^[0-9a-f]{32}\.(?:jpg|png|webp)$")
 # Seeded names (same report retried, same bytes -> same name) live in a namespace of their own.
 SEEDED = uuid.UUID("9f6c2a1e-4d0b-5f7a-8e3c-6b1d2f4a7c90")
+NOT_THERE = ("404", "NoSuchKey", "NotFound")  # what S3 (and look-alikes) answer a HEAD of none
 FORM_OVERHEAD = 64 * 1024  # what a multipart body may carry besides the photo itself
 # Photos decoded at once in one process: a 50 megapixel PNG takes 200 MB while it is decoded.
 DECODERS = 2
@@ -107,6 +108,10 @@ class PhotoStore(ABC):
         return None
 
     @abstractmethod
+    def exists(self, name: str) -> bool:
+        """Whether a photo is kept under `name` (a name of the store's own: see NAME)."""
+
+    @abstractmethod
     def delete(self, name: str) -> None:
         """Remove the photo `name` (nothing if it is not there)."""
 
@@ -138,6 +143,9 @@ class LocalPhotoStore(PhotoStore):
 
     def url(self, name: str) -> str:
         return f"{self.public_base_url}/media/{name}"
+
+    def exists(self, name: str) -> bool:
+        return bool(NAME.match(name)) and (self.directory / name).is_file()
 
     def delete(self, name: str) -> None:
         if NAME.match(name):
@@ -176,6 +184,15 @@ class S3PhotoStore(PhotoStore):
 
     def url(self, name: str) -> str:
         return f"{self.public_base_url}/{name}"
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=name)
+        except Exception as error:  # botocore's ClientError: a 404 says there is none
+            if getattr(error, "response", {}).get("Error", {}).get("Code") in NOT_THERE:
+                return False
+            raise
+        return True
 
     def delete(self, name: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=name)

@@ -95,6 +95,11 @@ class AssignedData(ReportEventData):
     crew_id = fields.String(required=True)
 
 
+class CrewEnRouteData(FieldStepData):
+    # When the crew expects to arrive, as it said setting out; absent from older events.
+    eta = fields.AwareDateTime(allow_none=True, load_default=None)
+
+
 class PhotoAddedData(FieldStepData):
     url = fields.String(required=True)
     caption = fields.String(required=True)
@@ -181,9 +186,10 @@ CATALOG: dict[str, EventType] = {entry.name: entry for entry in (
               public=("crew_id",)),
     EventType("crew_dispatched", FieldStepData(), Label("La cuadrilla salió", "The crew set out"),
               "The assigned crew set out for the site."),
-    EventType("crew_en_route", FieldStepData(),
+    EventType("crew_en_route", CrewEnRouteData(),
               Label("La cuadrilla va en camino", "The crew is on its way"),
-              "The crew is driving to the site."),
+              "The crew is driving to the site, and may say when it expects to arrive.",
+              public=("eta",)),
     EventType("crew_arrived", FieldStepData(), Label("La cuadrilla llegó", "The crew arrived"),
               "The crew reached the site."),
     EventType("photo_added", PhotoAddedData(), Label("Foto agregada", "Photo added"),

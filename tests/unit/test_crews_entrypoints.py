@@ -46,6 +46,10 @@ def formed(host, code="C-07", department="obras_publicas") -> dict:
     return answer.get_json()
 
 
+STEPS_DOOR = "/field/reports/QRO-2026-000123/steps"
+EN_ROUTE = {"step": "en_route", "step_id": "x-00000001",
+            "occurred_at": datetime.now(CITY).isoformat(),
+            "eta": (datetime.now(CITY) + timedelta(minutes=20)).isoformat()}
 # Bodies every door must refuse with a 400 (also run on PostgreSQL: tests/integration/
 # test_crews_bad_input.py).
 HOSTILE = [
@@ -63,6 +67,14 @@ HOSTILE = [
     ("/materials", {"code": "MEZ", "description": "x", "unit": "m3", "unit_cost": 12.5}),
     ("/materials", {"code": "MEZ", "description": "x", "unit": "m3", "unit_cost": "1e9"}),
     ("/materials", {"code": "MEZ", "description": "x", "unit": "cubeta", "unit_cost": "1.00"}),
+    # A crew's expected arrival goes with the en_route step only, as an aware time (tracking
+    # judges the rest: after occurred_at, within a day); refused here, tracking never hears.
+    (STEPS_DOOR, {**EN_ROUTE, "step": "arrived"}),
+    (STEPS_DOOR, {**EN_ROUTE, "eta": "2026-12-05T10:42:00"}),
+    (STEPS_DOOR, {**EN_ROUTE, "eta": "en 20 minutos"}),
+    (STEPS_DOOR, {**EN_ROUTE, "eta": "9999-12-31T23:59:59+14:00"}),
+    (STEPS_DOOR, {**EN_ROUTE, "eta": "\x00"}),
+    ("/field/sync", {"updates": [{**EN_ROUTE, "folio": "QRO-2026-000123", "step": "dispatched"}]}),
 ]
 
 

@@ -49,3 +49,14 @@ def test_a_service_listens_on_this_machine_unless_told_otherwise(service, no_add
     assert load_config(config)["WEB_SERVER_ADDRESS"].startswith("127.0.0.1:")
     monkeypatch.setenv(f"{service.upper()}_HTTP_ADDRESS", "0.0.0.0:9000")
     assert load_config(config)["WEB_SERVER_ADDRESS"] == "0.0.0.0:9000"
+
+
+def test_make_runs_tracking_trusts_the_photos_intake_and_crews_serve(monkeypatch):
+    """Citizens' photos are intake's and the field's are crews' (each at its /media/): tracking
+    takes both as a report's photo URLs, and its status page may show them."""
+    for variable in ("TRUSTED_MEDIA_URLS", "INTAKE_PUBLIC_URL", "CREWS_PUBLIC_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    trusted = load_config(ROOT / "services/tracking/config.yaml")["TRUSTED_MEDIA_URLS"]
+    for service in ("intake", "crews"):
+        public = load_config(ROOT / "services" / service / "config.yaml")["PUBLIC_URL"]
+        assert f"{public}/media/" in trusted.split(","), service

@@ -94,7 +94,9 @@ def timeline_entry(name: str, event: Any) -> dict[str, Any]:
         stored["channel"] = actor.channel
     else:
         for field in entry_fields(name):
-            stored[field] = getattr(event, field, None)  # older events may lack newer fields
+            value = getattr(event, field, None)  # older events may lack newer fields
+            # A moment (a crew's eta) is kept as `at` is: UTC, so the page shows it in city time.
+            stored[field] = iso(value) if isinstance(value, datetime) else value
     if name == "materials_logged":
         stored["items"] = material_items(event.items)
     if name == "marked_duplicate":

@@ -165,8 +165,10 @@ class TrackingApplication(Application[UUID]):
                             step_id, guard)
 
     def set_en_route(self, folio: str, actor: Actor, *, step_id: str | None = None,
-                     occurred_at: datetime | None = None, guard: Guard | None = None) -> Report:
-        return self._change(folio, lambda r: r.set_en_route(actor, step_id, occurred_at),
+                     occurred_at: datetime | None = None, eta: datetime | None = None,
+                     guard: Guard | None = None) -> Report:
+        """The crew is on its way, and maybe says when it expects to arrive (`eta`)."""
+        return self._change(folio, lambda r: r.set_en_route(actor, step_id, occurred_at, eta),
                             step_id, guard)
 
     def arrive(self, folio: str, actor: Actor, *, step_id: str | None = None,

@@ -33,7 +33,7 @@ COMMANDS: dict[str, Command] = {
     "triage": Command(schemas.TriageSchema(), ("supervisor",), "triage"),
     "assign": Command(schemas.AssignSchema(), ("supervisor",), "assign"),
     "dispatch_crew": Command(schemas.FieldStepSchema(), FIELD, "dispatch_crew"),
-    "set_en_route": Command(schemas.FieldStepSchema(), FIELD, "set_en_route"),
+    "set_en_route": Command(schemas.EnRouteSchema(), FIELD, "set_en_route"),
     "arrive": Command(schemas.FieldStepSchema(), FIELD, "arrive"),
     "add_photo": Command(schemas.PhotoSchema(), (*FIELD, "operator", "system"), "add_photo"),
     "log_materials": Command(schemas.MaterialsSchema(), FIELD, "log_materials"),
