@@ -13,12 +13,12 @@ from shared.chassis.secrets import SecretsCheck
 
 # Imported as modules, not classes: `nameko run` takes every class in this module that has
 # entrypoints for a service, and the mixins are not services.
-from . import dependencies, doors, field, fieldphotos, jobs
+from . import dependencies, doors, field, fieldphotos, jobs, webdoors
 
 
 class CrewsService(doors.CrewDoors, doors.MaterialDoors, field.FieldDoors,
                    fieldphotos.FieldPhotoDoors, jobs.WorkListDoors,
-                   doors.CrewsHealth, openapi.ApiDocument):
+                   webdoors.FieldAppDoors, doors.CrewsHealth, openapi.ApiDocument):
     name = "crews"
 
     crews = dependencies.CrewsRuntime()

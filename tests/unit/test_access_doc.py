@@ -20,7 +20,7 @@ from tests import accessdoc
 
 TRACKING_SECTIONS = ("Tracking: staff commands", "Tracking: everything else")
 INTAKE_SECTIONS = ("Intake",)
-CREWS_SECTIONS = ("Crews", "Crews: field", "Crews: work lists")
+CREWS_SECTIONS = ("Crews", "Crews: field", "Crews: work lists", "Crews: field app")
 
 
 def doors(service: type) -> set[str]:
