@@ -26,6 +26,7 @@ from shared.chassis.rpcclient import RemoteService
 from shared.contracts.fields import Line, QueryDateTime, RecentDateTime, Text, finite, one_of
 from shared.contracts.views import ReportStateSchema
 
+from . import worklists
 from .application import CrewNotFound, MaterialNotFound
 from .dependencies import Crews
 from .domainmodel import Material, NoPriceYet
@@ -35,8 +36,7 @@ from .schemas import AMOUNT, OCCURRED_AT
 log = logging.getLogger(__name__)
 
 # The field's name for a step -> tracking's command.
-COMMANDS = {"dispatched": "dispatch_crew", "en_route": "set_en_route", "arrived": "arrive",
-            "materials": "log_materials", "work_completed": "complete_work"}
+COMMANDS = {step: command for step, (command, _event) in worklists.FIELD_STEPS.items()}
 MAX_BATCH = 200
 
 STEPS = Counter("expediente_field_steps_total", "Field steps recorded through crews",

@@ -23,10 +23,13 @@ from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.events import short_name
 from shared.contracts.lifecycle import FIRST_STEP, STATUS, rule, step_after
 
-# The field's name for a step -> the event it records (field.py's COMMANDS names the command).
-FIELD_EVENTS = {"dispatched": "crew_dispatched", "en_route": "crew_en_route",
-                "arrived": "crew_arrived", "materials": "materials_logged",
-                "work_completed": "work_completed"}
+# The field's name for a step: tracking's command for it and the event that command records.
+FIELD_STEPS = {"dispatched": ("dispatch_crew", "crew_dispatched"),
+               "en_route": ("set_en_route", "crew_en_route"),
+               "arrived": ("arrive", "crew_arrived"),
+               "materials": ("log_materials", "materials_logged"),
+               "work_completed": ("complete_work", "work_completed")}
+FIELD_EVENTS = {step: event for step, (_command, event) in FIELD_STEPS.items()}
 
 DDL = {
     "work_jobs": "CREATE TABLE IF NOT EXISTS work_jobs (folio TEXT PRIMARY KEY,"
