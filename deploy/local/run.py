@@ -93,6 +93,9 @@ def print_urls(env: dict[str, str]) -> None:
     print("\nFor supervisors and crews (bearer token: .venv/bin/expediente mint-token):")
     print("  crews          http://127.0.0.1:8002/crews      (40 demo crews)")
     print("  materials      http://127.0.0.1:8002/materials  (the catalog, with prices)")
+    print("  field app      http://127.0.0.1:8002/app/       (a crew member's phone; "
+          "demo sign-in at /app/demo)")
+    print("  board          http://127.0.0.1:8002/board      (a department's crews and jobs)")
     exposed = [name for name, _ in SERVICES
                if not env[f"{name.upper()}_HTTP_ADDRESS"].startswith(LOOPBACK)]
     if exposed:
