@@ -139,8 +139,7 @@ def _in_stream_order(handler: Handler, store_attr: str, catch_up: str
     fetching a gap's events with the service's `catch_up(subject, after_version)` method."""
 
     def apply_one(service: Any, tx: Tx, consumer: str, event: CloudEvent) -> bool:
-        if not claim(tx, consumer, event):
-            return False
+        # No claim: the stream position, moved in this transaction, already says it was applied.
         handler(service, event, tx)
         return True
 
@@ -151,6 +150,8 @@ def _in_stream_order(handler: Handler, store_attr: str, catch_up: str
         version = streamorder.stream_version(event)
         subject = str(event.subject)
         with store.transaction() as tx:
+            if streamorder.take_next(tx, consumer, subject, version):
+                return apply_one(service, tx, consumer, event)
             last = streamorder.last_applied(tx, consumer, subject)
             if version <= last:
                 return False
@@ -342,7 +343,8 @@ def cloud_event_handler(*patterns: str, store: str = "store", max_attempts: int 
     confirmed.
 
     With `catch_up="fetch_report_events"` the handler sees each report's events in stream-version
-    order, each once (see shared.chassis.streamorder): the service's method
+    order, each once (see shared.chassis.streamorder; the stream position, not a claim per
+    event, is the record of what was applied): the service's method
     `fetch_report_events(subject, after_version)` returns the events after that version (as
     CloudEvents or their dicts), typically by calling tracking's `report_events` over RPC.
     """

@@ -12,7 +12,8 @@ the folio), the last version it applied, in the same transaction as its own chan
   event fails and is retried like any failure (backoff, then the dead-letter queue).
 
 The position row is locked while the transaction runs, so two workers holding events of the same
-report take turns."""
+report take turns. The position is also what makes the consumer idempotent: an event it applied
+is at or below it, so an ordered consumer records no claim per event."""
 
 from __future__ import annotations
 
@@ -48,14 +49,29 @@ def stream_version(event: CloudEvent) -> int:
 
 
 def last_applied(tx: Tx, consumer: str, subject: str) -> int:
-    """The last version applied for `subject`, with its row locked for this transaction."""
-    tx.execute("INSERT INTO stream_positions (consumer, subject, version, updated_at) "
-               "VALUES (%s, %s, 0, %s) ON CONFLICT (consumer, subject) DO NOTHING",
-               (consumer, subject, _now()))
-    lock = "" if tx.dialect == "sqlite" else " FOR UPDATE"  # SQLite: the transaction is a lock
-    row = tx.execute("SELECT version FROM stream_positions WHERE consumer = %s AND subject = %s"
-                     + lock, (consumer, subject)).fetchone()
+    """The last version applied for `subject`, with its row locked for this transaction: one
+    round trip (a first event makes the row; an upsert that changes nothing locks it)."""
+    row = tx.execute("INSERT INTO stream_positions (consumer, subject, version, updated_at) "
+                     "VALUES (%s, %s, 0, %s) ON CONFLICT (consumer, subject) DO UPDATE SET "
+                     "version = stream_positions.version RETURNING version",
+                     (consumer, subject, _now())).fetchone()
     return int(row[0]) if row else 0
+
+
+def take_next(tx: Tx, consumer: str, subject: str, version: int) -> bool:
+    """Move the position to `version` if it is the very next one, locking the row: one round
+    trip for the common case. False if it is not (old news, a gap, or no row yet for a later
+    version): `last_applied` then tells which."""
+    if version == 1:  # a new stream (or one a gap check left at 0)
+        tx.execute("INSERT INTO stream_positions (consumer, subject, version, updated_at) "
+                   "VALUES (%s, %s, 1, %s) ON CONFLICT (consumer, subject) DO UPDATE SET "
+                   "version = 1, updated_at = excluded.updated_at "
+                   "WHERE stream_positions.version = 0", (consumer, subject, _now()))
+    else:
+        tx.execute("UPDATE stream_positions SET version = %s, updated_at = %s WHERE "
+                   "consumer = %s AND subject = %s AND version = %s",
+                   (version, _now(), consumer, subject, version - 1))
+    return tx.rowcount == 1
 
 
 def advance(tx: Tx, consumer: str, subject: str, version: int) -> None:
