@@ -212,3 +212,42 @@ def test_an_operator_catches_the_lists_up_with_everything_tracking_holds(stack, 
     history = [event for known in jobs for event in tracking_events(stack, known)]
     assert jobs == worklists.rebuild(history)
     assert jobs[folio]["step"] == "opened"
+
+
+def test_crews_killed_while_events_flow_loses_none_and_applies_each_once(stack, lamp_crews):
+    """kill -9 crews while reports open and get assigned: the events it had not acked, and those
+    published while it was down, wait in its queue; after the restart the lists equal a rebuild
+    from tracking's events."""
+    import threading
+
+    folios: list[str] = []
+    failures: list[str] = []
+
+    def city() -> None:  # 30 reports opened and assigned, one after another
+        for n in range(30):
+            try:
+                folio = open_lamp(stack)
+                folios.append(folio)
+                requests.post(f"{stack.tracking.url}/reports/{folio}/assign", timeout=10,
+                              json={"crew_id": "L-0" + str(1 + n % 2)},
+                              headers=SUPERVISOR).raise_for_status()
+            except Exception as exc:  # pragma: no cover - reported below
+                failures.append(repr(exc))
+
+    load = threading.Thread(target=city)
+    load.start()
+    eventually(lambda: len(folios) >= 5, "reports flowing")
+    stack.crews.kill9()
+    time.sleep(1.0)  # events keep coming while crews is down
+    stack.crews.start()
+    load.join(timeout=120)
+    assert not failures and len(folios) == 30
+
+    def caught_up() -> bool:
+        jobs = stored_jobs(stack)
+        return all(folio in jobs and jobs[folio]["step"] == "assigned" for folio in folios)
+
+    eventually(caught_up, "every report in the lists after the restart", seconds=60)
+    jobs = stored_jobs(stack)
+    history = [event for folio in folios for event in tracking_events(stack, folio)]
+    assert {folio: jobs[folio] for folio in folios} == worklists.rebuild(history)
