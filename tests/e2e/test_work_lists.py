@@ -251,3 +251,39 @@ def test_crews_killed_while_events_flow_loses_none_and_applies_each_once(stack, 
     jobs = stored_jobs(stack)
     history = [event for folio in folios for event in tracking_events(stack, folio)]
     assert {folio: jobs[folio] for folio in folios} == worklists.rebuild(history)
+
+
+def test_two_crews_replicas_share_the_events_and_apply_each_once(stack, lamp_crews):
+    """A second crews replica on the same store and queue: the two take events of the same
+    reports in turns (the position row is locked per report) and the lists equal a rebuild."""
+    from tests.support import ServiceProcess
+
+    env = {key: value for key, value in stack.crews.env.items()
+           if key != "CREWS_HTTP_ADDRESS"}  # the same store and vhost, a port of its own
+    second = ServiceProcess("crews", env).start()
+    try:
+        folios = []
+        for n in range(20):
+            folio = open_lamp(stack)
+            folios.append(folio)
+            requests.post(f"{stack.tracking.url}/reports/{folio}/assign", timeout=10,
+                          json={"crew_id": "L-0" + str(1 + n % 2)},
+                          headers=SUPERVISOR).raise_for_status()
+            field_step(stack, folio, "dispatched", "L-0" + str(1 + n % 2))
+
+        def caught_up() -> bool:
+            jobs = stored_jobs(stack)
+            return all(f in jobs and jobs[f]["step"] == "dispatched" for f in folios)
+
+        eventually(caught_up, "both replicas' work in the lists", seconds=60)
+        jobs = stored_jobs(stack)
+        history = [event for folio in folios for event in tracking_events(stack, folio)]
+        assert {folio: jobs[folio] for folio in folios} == worklists.rebuild(history)
+        consumed = [requests.get(f"{url}/metrics", timeout=10).text for url in
+                    (stack.crews.url, second.url)]
+        counted = [sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("expediente_consumer_events_processed_total{"))
+                   for text in consumed]
+        assert all(count > 0 for count in counted), counted  # both took a share
+    finally:
+        second.stop()
