@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 COMMANDS = {step: command for step, (command, _event) in worklists.FIELD_STEPS.items()}
 MAX_BATCH = 200
 
-STEPS = Counter("expediente_field_steps_total", "Field steps recorded through crews",
-                ["step", "origin", "department"])
 SYNCED = Counter("expediente_offline_updates_synced_total",
                  "Updates a device queued offline and synced in a batch", ["outcome"])
 SYNC_DELAY = Histogram("expediente_offline_sync_delay_seconds",
@@ -122,15 +120,14 @@ def origin_of(principal: Principal) -> str:
     return "field" if "crew" in principal.roles and principal.crew_id else "supervisor"
 
 
-def forward(tracking: RemoteService, principal: Principal, step: str, command: str, folio: str,
+def forward(tracking: RemoteService, principal: Principal, command: str, folio: str,
             payload: dict[str, Any], request: Request) -> dict[str, Any]:
-    """A field step (`step`: its name here, counted) to tracking as `command`, on behalf of the
-    caller (their token): where the report stands, and the step's origin."""
+    """A field step to tracking as `command`, on behalf of the caller (their token): where the
+    report stands, and the step's origin. (Steps are counted once tracking recorded them: the
+    work lists' consumer counts `expediente_field_steps_total`.)"""
     report: dict[str, Any] = tracking.call("run_command", command, folio, payload,
                                            on_behalf_of=request.headers.get("Authorization"))
-    origin = origin_of(principal)
-    STEPS.labels(step, origin, report.get("department") or "").inc()
-    return {**report, "origin": origin}
+    return {**report, "origin": origin_of(principal)}
 
 
 class FieldDoors:
@@ -196,7 +193,7 @@ class FieldDoors:
             payload["notes"] = data["notes"]
         if data["step"] == "materials":
             payload["items"] = self._priced(data["items"], occurred_at, loaded)
-        report = forward(self.tracking, principal, data["step"], COMMANDS[data["step"]], folio,
+        report = forward(self.tracking, principal, COMMANDS[data["step"]], folio,
                          payload, request)
         place = data.get("position")
         if place and report.get("crew_id"):

@@ -106,7 +106,7 @@ class FieldPhotoDoors:
                    "stage": data["stage"], "step_id": data["step_id"],
                    "occurred_at": data["occurred_at"].isoformat()}
         try:
-            report = forward(self.tracking, principal, "photo", "add_photo", folio, payload,
+            report = forward(self.tracking, principal, "add_photo", folio, payload,
                              request)
         except WireError as refused:
             # Tracking said no (403, 404, 409): the photo is nobody's. Without an answer (a

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 
 from shared.chassis.sqlstore import SqlStore, Tx
 from shared.chassis.tables import create_missing
@@ -48,6 +48,13 @@ COLUMNS = ("folio", "crew_id", "department", "service_code", "service_name", "de
            "opened_at", "assigned_at", "dispatched_at", "arrived_at", "completed_at",
            "updated_at", "version")
 
+# Each field step tracking recorded, counted once (here, as the consumer applies its event: a
+# phone's retry of the same step_id records nothing and is not counted again), by who recorded
+# it: the crew itself from the street (`field`) or a supervisor for the crew (`supervisor`).
+STEP_OF_EVENT = {event: step for step, event in FIELD_EVENTS.items()} | {"photo_added": "photo"}
+STEPS = Counter("expediente_field_steps_total",
+                "Field steps recorded (counted once, from the report events)",
+                ["step", "origin", "department"])
 MINUTES = (60, 300, 600, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400)
 DISPATCH_TO_ARRIVAL = Histogram("expediente_crew_dispatch_to_arrival_seconds",
                                 "From the crew setting out to its arrival on site",
@@ -136,8 +143,12 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
 
 
 def observe(before: dict[str, Any] | None, after: dict[str, Any], event: CloudEvent) -> None:
-    """The field's durations and the projection's lag, for the event just applied."""
+    """The field's steps and durations and the projection's lag, for the event just applied."""
     department = after["department"]
+    step = STEP_OF_EVENT.get(short_name(event.type))
+    if step is not None:
+        role = ((event.data or {}).get("actor") or {}).get("role")
+        STEPS.labels(step, "field" if role == "crew" else "supervisor", department).inc()
     if after["arrived_at"] and not (before or {}).get("arrived_at"):
         took = _seconds_between(after["dispatched_at"], after["arrived_at"])
         if took is not None and took >= 0:

@@ -120,6 +120,10 @@ def test_the_board_suggests_the_nearest_available_crew_and_the_crew_sees_its_job
                          j["step"] == s and j, f"the job at {step}")
         assert job["next_steps"] == following
 
+    metrics = requests.get(f"{stack.crews.url}/metrics", timeout=10).text
+    assert ('expediente_field_steps_total{department="servicios_publicos",origin="field",'
+            'step="arrived"}') in metrics
+
     closed = requests.post(f"{stack.tracking.url}/reports/{folio}/close_report", headers=SUPERVISOR,
                            json={"resolution": "fixed", "notes": "Listo"}, timeout=10)
     assert closed.status_code == 200, closed.text

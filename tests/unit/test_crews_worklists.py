@@ -139,6 +139,26 @@ def test_shuffled_and_repeated_deliveries_equal_a_rebuild(history, tmp_path, see
     store.close()
 
 
+def steps_counted(step: str, origin: str, department: str = "obras_publicas") -> float:
+    from prometheus_client import REGISTRY
+    return REGISTRY.get_sample_value("expediente_field_steps_total", {
+        "step": step, "origin": origin, "department": department}) or 0
+
+
+def test_each_field_step_is_counted_once_by_who_recorded_it(history, tmp_path):
+    """Counted as the consumer applies the event: a redelivery (like a phone's retry of the same
+    step_id, which tracking records once) is not counted again."""
+    store = SqliteStore(str(tmp_path / "crews.sqlite"))
+    worklists.prepare(store)
+    service = Consumer(store, history)
+    counted = {step: steps_counted(step, "field") for step in ("dispatched", "photo")}
+    for event in history + history:
+        CrewsService.consume_report_event(service, event, "crews.consume_report_event")
+    assert steps_counted("dispatched", "field") == counted["dispatched"] + 1
+    assert steps_counted("photo", "field") == counted["photo"] + 1
+    store.close()
+
+
 def test_straight_line_distance():
     centro, arcos = {"lat": 20.5931, "long": -100.3920}, {"lat": 20.5930, "long": -100.3710}
     assert distance_km(centro, arcos) == pytest.approx(2.19, abs=0.02)
