@@ -264,8 +264,9 @@ def test_two_crews_replicas_share_the_events_and_apply_each_once(stack, lamp_cre
 
     env = {key: value for key, value in stack.crews.env.items()
            if key != "CREWS_HTTP_ADDRESS"}  # the same store and vhost, a port of its own
-    second = ServiceProcess("crews", env).start()
+    second = ServiceProcess("crews", env)
     try:
+        second.start()
         folios = []
         for n in range(20):
             folio = open_lamp(stack)
