@@ -60,8 +60,11 @@ class ViewStore(DependencyProvider):
     """The SqlStore crews' application and views use, for the report events' consumer: the work
     lists live beside the crews they are read with (one store, also in a test's memory)."""
 
+    store: SqlStore | None = None
+
     def get_dependency(self, worker_ctx: Any) -> SqlStore:
-        runtime = next(dependency for dependency in self.container.dependencies
-                       if isinstance(dependency, CrewsRuntime))
-        store: SqlStore = runtime.app.sql
-        return store
+        if self.store is None:  # found once: the runtime builds its app in its own setup()
+            runtime = next(dependency for dependency in self.container.dependencies
+                           if isinstance(dependency, CrewsRuntime))
+            self.store = runtime.app.sql
+        return self.store

@@ -24,7 +24,7 @@ from shared.chassis.rpc import rpc
 from shared.chassis.rpcclient import RemoteService
 from shared.chassis.sqlstore import SqlStore, Tx
 from shared.contracts.cloudevents import CloudEvent
-from shared.contracts.events import TYPE_PREFIX
+from shared.contracts.events import TYPE_PREFIX, LocationSchema
 from shared.contracts.fields import Line
 
 from . import worklists
@@ -45,12 +45,6 @@ class FolioPath(Schema):
     folio = Line(32, required=True, min_length=1)
 
 
-class PlaceAnswer(Schema):
-    lat = fields.Float(allow_none=True)
-    long = fields.Float(allow_none=True)
-    address = fields.String(allow_none=True)
-
-
 class JobAnswer(Schema):
     folio = fields.String(required=True)
     step = fields.String(required=True)
@@ -61,7 +55,7 @@ class JobAnswer(Schema):
     service_name = fields.String(required=True)
     department = fields.String(required=True)
     description = fields.String(required=True)
-    location = fields.Nested(PlaceAnswer, required=True)
+    location = fields.Nested(LocationSchema, required=True)  # as the report's `opened` says
     photos = fields.List(fields.String(), required=True)
     due_at = fields.String(allow_none=True)
     priority = fields.String(allow_none=True)
@@ -72,7 +66,7 @@ class JobAnswer(Schema):
 
 
 class MyJobsAnswer(Schema):
-    crew = fields.Dict(allow_none=True)
+    crew = fields.Nested(CrewAnswer, allow_none=True)  # the member's crew
     jobs = fields.List(fields.Nested(JobAnswer), required=True)
 
 
