@@ -16,6 +16,7 @@ import requests
 from services.crews import worklists
 from shared.contracts.cloudevents import CloudEvent
 from tests.e2e.test_field_steps import CITY, auth
+from tests.support import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -28,17 +29,6 @@ ADMIN = auth("admin")
 # Three crews of the department: one a block away, one across town, one busy.
 CREWS = {"L-01": (20.5910, -100.3900, "available"), "L-02": (20.6500, -100.4500, "available"),
          "L-03": (20.5901, -100.3901, "busy")}
-
-
-def eventually(check, what: str, seconds: float = 20.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds}s: {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +66,23 @@ def open_lamp(stack) -> str:
     return opened.json()["folio"]
 
 
+def assigned_lamp(stack, n: int) -> tuple[str, str]:
+    """The n-th of a run of street lights: opened, and assigned to L-01 or L-02 in turn."""
+    folio, crew = open_lamp(stack), f"L-0{1 + n % 2}"
+    requests.post(f"{stack.tracking.url}/reports/{folio}/assign", timeout=10,
+                  json={"crew_id": crew}, headers=SUPERVISOR).raise_for_status()
+    return folio, crew
+
+
+def lists_equal_a_rebuild(stack, folios: list[str], step: str) -> None:
+    """Once every report is at `step` in the lists, they equal a rebuild from its events."""
+    wait_for(lambda: all(f in (jobs := stored_jobs(stack)) and jobs[f]["step"] == step
+                         for f in folios), timeout=60, message=f"every report at {step}")
+    jobs = stored_jobs(stack)
+    history = [event for folio in folios for event in tracking_events(stack, folio)]
+    assert {folio: jobs[folio] for folio in folios} == worklists.rebuild(history)
+
+
 def field_step(stack, folio: str, name: str, crew: str, **more) -> None:
     from datetime import datetime
     body = {"step": name, "step_id": str(uuid.uuid4()),
@@ -88,7 +95,7 @@ def field_step(stack, folio: str, name: str, crew: str, **more) -> None:
 def test_the_board_suggests_the_nearest_available_crew_and_the_crew_sees_its_job_move(
         stack, lamp_crews):
     folio = open_lamp(stack)
-    job = eventually(lambda: on_board(stack, folio), "the new report on the board")
+    job = wait_for(lambda: on_board(stack, folio), message="the new report on the board")
     assert job["step"] == "opened" and job["crew_id"] is None
     assert job["description"] == LAMP["description"]
     assert job["location"]["lat"] == pytest.approx(20.59)
@@ -104,7 +111,7 @@ def test_the_board_suggests_the_nearest_available_crew_and_the_crew_sees_its_job
                            json={"crew_id": "L-01"}, headers=SUPERVISOR)
     assert assign.status_code == 200, assign.text
     mine = auth("crew", crew_id="L-01")
-    job = eventually(lambda: job_of(stack, folio, mine), "the job in L-01's list")
+    job = wait_for(lambda: job_of(stack, folio, mine), message="the job in L-01's list")
     assert job["step"] == "assigned" and job["next_steps"] == ["dispatched"]
     assert job_of(stack, folio, auth("crew", crew_id="L-02")) is None  # not another crew's
     after = requests.get(f"{stack.crews.url}/reports/{folio}/suggested-crews",
@@ -116,8 +123,8 @@ def test_the_board_suggests_the_nearest_available_crew_and_the_crew_sees_its_job
                                   ("work_completed", "work_completed", ["materials"])):
         field_step(stack, folio, name, "L-01", **({"notes": "Foco cambiado"}
                                                    if name == "work_completed" else {}))
-        job = eventually(lambda s=step: (j := job_of(stack, folio, mine)) and
-                         j["step"] == s and j, f"the job at {step}")
+        job = wait_for(lambda s=step: (j := job_of(stack, folio, mine)) and
+                         j["step"] == s and j, message=f"the job at {step}")
         assert job["next_steps"] == following
 
     metrics = requests.get(f"{stack.crews.url}/metrics", timeout=10).text
@@ -127,7 +134,7 @@ def test_the_board_suggests_the_nearest_available_crew_and_the_crew_sees_its_job
     closed = requests.post(f"{stack.tracking.url}/reports/{folio}/close_report", headers=SUPERVISOR,
                            json={"resolution": "fixed", "notes": "Listo"}, timeout=10)
     assert closed.status_code == 200, closed.text
-    eventually(lambda: job_of(stack, folio, mine) is None, "the closed job off the list")
+    wait_for(lambda: job_of(stack, folio, mine) is None, message="the closed job off the list")
 
 
 def test_a_supervisor_sees_only_their_department_and_reads_need_a_role(stack, lamp_crews):
@@ -162,11 +169,11 @@ def test_the_work_lists_equal_a_rebuild_from_the_events_and_a_redelivery_changes
                   json={"crew_id": "L-02"}, headers=SUPERVISOR).raise_for_status()
     field_step(stack, folio, "dispatched", "L-02")
     events = {}
-    for known in eventually(lambda: stored_jobs(stack), "rows in the work lists"):
+    for known in wait_for(lambda: stored_jobs(stack), message="rows in the work lists"):
         events[known] = tracking_events(stack, known)
     # Every report the lists hold, once the consumer has caught up with its last event.
-    eventually(lambda: all(stored_jobs(stack)[f]["version"] == int(e[-1].data["version"])
-                           for f, e in events.items()), "the lists caught up")
+    wait_for(lambda: all(stored_jobs(stack)[f]["version"] == int(e[-1].data["version"])
+                           for f, e in events.items()), message="the lists caught up")
     rebuilt = worklists.rebuild(event for history in events.values() for event in history)
     assert stored_jobs(stack) == rebuilt
     assert rebuilt[folio]["step"] == "dispatched" and rebuilt[folio]["crew_id"] == "L-02"
@@ -198,7 +205,7 @@ def test_an_operator_catches_the_lists_up_with_everything_tracking_holds(stack, 
     if stack.store != "postgres":
         pytest.skip("wipes the lists through PostgreSQL")
     folio = open_lamp(stack)
-    eventually(lambda: folio in stored_jobs(stack), "the new report in the lists")
+    wait_for(lambda: folio in stored_jobs(stack), message="the new report in the lists")
     with pg_connect() as conn:
         conn.execute(f"SET search_path TO {stack.schemas['crews']}")
         for table in ("work_jobs", "stream_positions", "processed_events"):
@@ -230,31 +237,20 @@ def test_crews_killed_while_events_flow_loses_none_and_applies_each_once(stack, 
     def city() -> None:  # 30 reports opened and assigned, one after another
         for n in range(30):
             try:
-                folio = open_lamp(stack)
-                folios.append(folio)
-                requests.post(f"{stack.tracking.url}/reports/{folio}/assign", timeout=10,
-                              json={"crew_id": "L-0" + str(1 + n % 2)},
-                              headers=SUPERVISOR).raise_for_status()
+                folios.append(assigned_lamp(stack, n)[0])
             except Exception as exc:  # pragma: no cover - reported below
                 failures.append(repr(exc))
 
     load = threading.Thread(target=city)
     load.start()
-    eventually(lambda: len(folios) >= 5, "reports flowing")
+    wait_for(lambda: len(folios) >= 5, message="reports flowing")
     stack.crews.kill9()
     time.sleep(1.0)  # events keep coming while crews is down
     stack.crews.start()
     load.join(timeout=120)
     assert not failures and len(folios) == 30
 
-    def caught_up() -> bool:
-        jobs = stored_jobs(stack)
-        return all(folio in jobs and jobs[folio]["step"] == "assigned" for folio in folios)
-
-    eventually(caught_up, "every report in the lists after the restart", seconds=60)
-    jobs = stored_jobs(stack)
-    history = [event for folio in folios for event in tracking_events(stack, folio)]
-    assert {folio: jobs[folio] for folio in folios} == worklists.rebuild(history)
+    lists_equal_a_rebuild(stack, folios, "assigned")
 
 
 def test_two_crews_replicas_share_the_events_and_apply_each_once(stack, lamp_crews):
@@ -269,21 +265,10 @@ def test_two_crews_replicas_share_the_events_and_apply_each_once(stack, lamp_cre
         second.start()
         folios = []
         for n in range(20):
-            folio = open_lamp(stack)
+            folio, crew = assigned_lamp(stack, n)
             folios.append(folio)
-            requests.post(f"{stack.tracking.url}/reports/{folio}/assign", timeout=10,
-                          json={"crew_id": "L-0" + str(1 + n % 2)},
-                          headers=SUPERVISOR).raise_for_status()
-            field_step(stack, folio, "dispatched", "L-0" + str(1 + n % 2))
-
-        def caught_up() -> bool:
-            jobs = stored_jobs(stack)
-            return all(f in jobs and jobs[f]["step"] == "dispatched" for f in folios)
-
-        eventually(caught_up, "both replicas' work in the lists", seconds=60)
-        jobs = stored_jobs(stack)
-        history = [event for folio in folios for event in tracking_events(stack, folio)]
-        assert {folio: jobs[folio] for folio in folios} == worklists.rebuild(history)
+            field_step(stack, folio, "dispatched", crew)
+        lists_equal_a_rebuild(stack, folios, "dispatched")
         consumed = [requests.get(f"{url}/metrics", timeout=10).text for url in
                     (stack.crews.url, second.url)]
         counted = [sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
