@@ -21,6 +21,19 @@ from typing import Literal, NamedTuple, Protocol
 from services.notifications.messages import Message
 
 Status = Literal["sent", "retry", "rejected"]
+# What a delivery is for: a report's step, the confirmation a follower's address needs before
+# anything else is sent to it, or a document (statement, receipt) billing sends. Providers that
+# only take pre-approved templates (WhatsApp) pick the template by it.
+Purpose = Literal["step", "confirm", "document"]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with the message (billing's PDF statements and receipts)."""
+
+    filename: str
+    content_type: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,8 @@ class Delivery:
     message: Message
     language: str = "es"
     unsubscribe_url: str | None = None  # the one-click opt-out; emails announce it in headers
+    purpose: Purpose = "step"
+    attachment: Attachment | None = None
 
 
 class Outcome(NamedTuple):
