@@ -53,11 +53,33 @@ def render(event: CloudEvent, *, language: str = "es", status_url: str,
         "status_url": _link(status_url, "status_url"),
         "unsubscribe_url": unsubscribe_url and _link(unsubscribe_url, "unsubscribe_url"),
         "photo_url": _photo(photo_url) if step == "work_completed" else None,
+        "link_label": None,
     }
     return Message(subject=context["subject"],
                    text=_env.get_template("email.txt").render(context),
                    html=_env.get_template("email.html").render(context),
                    sms=_sms(context, step, report))
+
+
+def confirmation(folio: str, *, confirm_url: str, language: str = "es") -> Message:
+    """What a follower's address gets first, and alone until it is confirmed: the folio, and
+    the link that confirms it (nobody can have a stranger told of a report)."""
+    language = _language(language)
+    words: Any = _env.get_template(f"steps.{language}.txt").module
+    report = {"folio": _clean(folio), "service": None, "eta": None, "resolution": None}
+    if not report["folio"]:
+        raise ValueError("a confirmation needs a folio")
+    context: dict[str, Any] = {
+        "language": language, "words": words, "label": words.confirm_link,
+        "subject": f"{words.confirm_link} · {report['folio']}",
+        "sentence": words.confirm(report),
+        "status_url": _link(confirm_url, "confirm_url"),
+        "unsubscribe_url": None, "photo_url": None, "link_label": words.confirm_link,
+    }
+    return Message(subject=context["subject"],
+                   text=_env.get_template("email.txt").render(context),
+                   html=_env.get_template("email.html").render(context),
+                   sms=_sms(context, "confirm", report))
 
 
 def _report(step: str, event: CloudEvent, language: str, zone: ZoneInfo) -> dict[str, Any]:

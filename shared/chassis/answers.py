@@ -111,9 +111,11 @@ def answer_error(exc: BaseException, table: ErrorTable, request: Request | None,
     return error_response(error, request_id)
 
 
-def json_errors(table: ErrorTable) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+def json_errors(table: ErrorTable, *, html_page: bool = False
+                ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     """The error wrapper of a service: `http_errors = json_errors(ERRORS)`, then put
-    `@http_errors` under `@http(...)`. A known error answers its code and status, never a 500."""
+    `@http_errors` under `@http(...)`. A known error answers its code and status, never a 500
+    (as a small page with `html_page`, for the doors a browser opens)."""
 
     def decorate(handler: Callable[..., Response]) -> Callable[..., Response]:
         @functools.wraps(handler)
@@ -121,7 +123,7 @@ def json_errors(table: ErrorTable) -> Callable[[Callable[..., Response]], Callab
             try:
                 return handler(self, request, *args, **kwargs)
             except Exception as exc:
-                return answer_error(exc, table, request)
+                return answer_error(exc, table, request, html_page)
 
         return wrapper
 

@@ -222,10 +222,12 @@ class CloudEventHandler(Entrypoint):
 
     queue_consumer = CloudEventQueueConsumer()
     republisher = Republisher()
+    needs_patterns = True  # bound to the events exchange by type
+    invalid_reason = "invalid_cloudevent"  # the dead reason of a message `decode` refuses
 
     def __init__(self, *patterns: str, store: str = "store", max_attempts: int = 4,
                  backoff: Sequence[float] = (0.2, 1.0, 5.0), **kwargs: Any) -> None:
-        if not patterns:
+        if not patterns and self.needs_patterns:
             raise ValueError("a CloudEvent handler needs at least one routing pattern")
         self.patterns = tuple(patterns)
         self.store = store
@@ -243,7 +245,7 @@ class CloudEventHandler(Entrypoint):
                             f"dependency named {self.store!r} that provides a SqlStore")
         self.consumer_name = f"{self.container.service_name}.{self.method_name}"
         self.topology = Topology(
-            queue=self.consumer_name,
+            queue=self.queue_name(),
             patterns=self.patterns,
             events_exchange=config.get("EVENTS_EXCHANGE", "expediente.events"),
             retry_exchange=config.get("RETRY_EXCHANGE", RETRY_EXCHANGE),
@@ -256,18 +258,32 @@ class CloudEventHandler(Entrypoint):
                               login_method=config.get(LOGIN_METHOD_CONFIG_KEY)) as conn:
             conn.ensure_connection(max_retries=3)
             self.topology.declare(conn)
+            self.declare_more(conn)
         self.queue_consumer.register_provider(self)
+
+    def queue_name(self) -> str:
+        return self.consumer_name
+
+    def declare_more(self, connection: kombu.Connection) -> None:
+        """Whatever else the queue needs before anyone publishes (a subclass's own binding)."""
+
+    def decode(self, message: kombu.Message) -> Any:
+        """The worker's argument out of a message; raises InvalidCloudEvent if it is malformed."""
+        return CloudEvent.from_json(message.body)
+
+    def describe(self, event: Any) -> str:
+        return f"event {event.id} ({event.type}, {event.subject})"
 
     def stop(self) -> None:
         self.queue_consumer.unregister_provider(self)
 
     def handle_message(self, body: Any, message: kombu.Message) -> None:
         try:
-            event = CloudEvent.from_json(message.body)
+            event = self.decode(message)
         except InvalidCloudEvent as exc:
             # Retrying cannot fix a malformed message: park it now.
             self._park(message, failure_headers(message.headers or {}, exc, self.consumer_name),
-                       reason="invalid_cloudevent")
+                       reason=self.invalid_reason)
             return
         # Only nameko's own context headers (call ids, language) travel on to the worker.
         context = {k.removeprefix(NAMEKO_HEADER): v for k, v in (message.headers or {}).items()
@@ -279,7 +295,7 @@ class CloudEventHandler(Entrypoint):
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
 
-    def handle_result(self, message: kombu.Message, event: CloudEvent, worker_ctx: Any,
+    def handle_result(self, message: kombu.Message, event: Any, worker_ctx: Any,
                       result: Any = None, exc_info: Any = None) -> tuple[Any, Any]:
         if exc_info is None:
             (PROCESSED if result else DUPLICATES).labels(self.consumer_name).inc()
@@ -289,8 +305,8 @@ class CloudEventHandler(Entrypoint):
         headers = failure_headers(message.headers or {}, exc_info[1], self.consumer_name)
         attempt = headers[ATTEMPTS]
         if attempt < self.max_attempts:
-            log.warning("%s: event %s (%s, %s) failed on attempt %d/%d: %r; retrying in %.2fs",
-                        self.consumer_name, event.id, event.type, event.subject, attempt,
+            log.warning("%s: %s failed on attempt %d/%d: %r; retrying in %.2fs",
+                        self.consumer_name, self.describe(event), attempt,
                         self.max_attempts, exc_info[1], self.delays[attempt - 1])
             self._forward(message, self.topology.delay_queue(attempt), headers)
         else:

@@ -27,6 +27,8 @@ DEVELOPMENT_SECRET = "expediente-development-secret-change-me"  # JWT_SECRET
 CHATBOT_DEVELOPMENT_SECRET = "expediente-chatbot-dev"
 OPEN311_DEMO_KEY = "expediente-demo-key"
 UPLOAD_TICKET_DEVELOPMENT_SECRET = "expediente-upload-tickets-dev"  # intake's photo tickets
+LINK_DEVELOPMENT_SECRET = "expediente-notification-links-dev"  # notifications' confirm/opt-out
+PROVIDER_DEVELOPMENT_TOKEN = "expediente-fake-provider"  # the local fake SMS/WhatsApp provider
 # What an example file or a tutorial says to replace, refused in every setting below.
 PLACEHOLDERS = ("change-me", "changeme", "change_me", "secret", "password")
 
@@ -102,6 +104,10 @@ SECRETS: tuple[Secret, ...] = (
     Secret("UPLOAD_TICKET_SECRET", (UPLOAD_TICKET_DEVELOPMENT_SECRET,), min_length=32),
     Secret("AMQP_URI", ("guest",), values=_uri_password, part="password", required=True,
            why_required="the service has no broker to reach"),
+    Secret("LINK_SECRET", (LINK_DEVELOPMENT_SECRET,), min_length=32),
+    Secret("SMS_API_TOKEN", (PROVIDER_DEVELOPMENT_TOKEN,)),
+    Secret("WHATSAPP_API_TOKEN", (PROVIDER_DEVELOPMENT_TOKEN,)),
+    Secret("SMTP_PASSWORD"),
     Secret("POSTGRES_PASSWORD"),
     Secret("AWS_SECRET_ACCESS_KEY"),
 )

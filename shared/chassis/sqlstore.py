@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
@@ -30,6 +30,17 @@ class Tx:
     def __init__(self, cursor: Any, dialect: str) -> None:
         self._cursor = cursor
         self.dialect = dialect
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed (never if it rolls back): what
+        others may only hear of a change once it is there to be read (a wake-up, a count)."""
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            callback()
 
     def _sql(self, sql: str) -> str:
         return sql.replace("%s", "?") if self.dialect == "sqlite" else sql
@@ -151,8 +162,9 @@ class SqliteStore(SqlStore):
         with self._lock:
             cursor = self._conn.cursor()
             cursor.execute("BEGIN IMMEDIATE")
+            tx = Tx(cursor, self.dialect)
             try:
-                yield Tx(cursor, self.dialect)
+                yield tx
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
@@ -160,6 +172,7 @@ class SqliteStore(SqlStore):
                 cursor.execute("COMMIT")
             finally:
                 cursor.close()
+        tx.committed()
 
     def close(self) -> None:
         self._conn.close()
@@ -220,8 +233,10 @@ class PostgresStore(SqlStore):
     def transaction(self) -> Iterator[Tx]:
         with self._pool.connection() as conn:
             with conn.transaction(), conn.cursor() as cursor:
-                yield Tx(cursor, self.dialect)
+                tx = Tx(cursor, self.dialect)
+                yield tx
             conn._expediente_used = time.monotonic()  # type: ignore[attr-defined]
+        tx.committed()
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple], int]:
         with self._pool.connection() as conn:
