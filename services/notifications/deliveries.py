@@ -204,11 +204,20 @@ def erase(tx: Tx, criterion: str, value: str, addresses: Sequence[str], actor: s
         tx.execute(f"SELECT key FROM documents WHERE address IN ({marks})", tuple(addresses))
         keys = [row[0] for row in tx.fetchall()]
         for key in keys:
-            tx.execute("UPDATE deliveries SET status = 'cancelled', settled_at = %s, "
-                       "detail = '' WHERE key = %s AND status IN ('pending', 'sending')",
+            tx.execute("UPDATE deliveries SET status = 'cancelled', settled_at = %s "
+                       "WHERE key = %s AND status IN ('pending', 'sending')",
                        (stamp(now()), key))
+            # A parked one keeps its row: what its provider said may quote the address.
+            tx.execute("UPDATE deliveries SET detail = '' WHERE key = %s", (key,))
             tx.execute("DELETE FROM documents WHERE key = %s", (key,))
             tx.execute("UPDATE delivery_attempts SET detail = '' WHERE key = %s", (key,))
+        # A document already sent kept no address; what its provider answered may quote it.
+        for address in addresses:
+            pattern_ = "%" + address.replace("%", "").replace("_", "") + "%"
+            tx.execute("UPDATE deliveries SET detail = '' WHERE purpose = 'document' AND "
+                       "detail LIKE %s", (pattern_,))
+            tx.execute("UPDATE delivery_attempts SET detail = '' WHERE detail LIKE %s AND key "
+                       "IN (SELECT key FROM deliveries WHERE purpose = 'document')", (pattern_,))
     tx.execute("INSERT INTO erasures (id, at, actor, criterion, subscriptions) "
                "VALUES (%s, %s, %s, %s, %s)",
                (str(uuid.uuid4()), stamp(now()), actor, criterion, len(ids)))
@@ -291,12 +300,17 @@ def take_due(store: SqlStore, limit: int, lease: timedelta) -> list[Due]:
     mid-send), counting the attempt; replicas never take the same row."""
     at = now()
     skip = " FOR UPDATE SKIP LOCKED" if store.dialect == "postgres" else ""
+    # A recipient's next message waits while the one before it is on its way: the citizen reads
+    # "en camino" before "llegó" (within a batch, the sender keeps each recipient's order).
     rows, _ = store.run(
         f"UPDATE deliveries SET status = 'sending', lease_until = %s, attempts = attempts + 1 "
-        f"WHERE key IN (SELECT key FROM deliveries WHERE (status = 'pending' AND "
-        f"next_attempt_at <= %s) OR (status = 'sending' AND lease_until < %s) "
-        f"ORDER BY next_attempt_at LIMIT %s{skip}) RETURNING {DUE_COLUMNS}",
-        (stamp(at + lease), stamp(at), stamp(at), limit))
+        f"WHERE key IN (SELECT d.key FROM deliveries d WHERE ((d.status = 'pending' AND "
+        f"d.next_attempt_at <= %s) OR (d.status = 'sending' AND d.lease_until < %s)) AND NOT "
+        f"EXISTS (SELECT 1 FROM deliveries s WHERE s.status = 'sending' AND s.lease_until >= %s "
+        f"AND s.channel = d.channel AND (s.subscription_id = d.subscription_id OR "
+        f"s.webhook_id = d.webhook_id)) ORDER BY d.next_attempt_at LIMIT %s{skip}) "
+        f"RETURNING {DUE_COLUMNS}",
+        (stamp(at + lease), stamp(at), stamp(at), stamp(at), limit))
     return sorted((Due(*row) for row in rows), key=lambda due: (due.folio or "", due.event_time
                                                                 or ""))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -25,7 +26,7 @@ from shared.chassis.sqlstore import SqlStore, Tx
 from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.contacts import ContactSchema
 from shared.contracts.events import CATALOG, TYPE_PREFIX
-from shared.contracts.fields import Line, one_of, pattern
+from shared.contracts.fields import Line, Text, one_of, pattern
 
 from . import deliveries as log_
 from . import hooks, routing
@@ -42,6 +43,7 @@ CONSUMER_NAME = "notifications.consume_report_event"
 WEBHOOK_OWNERS = ("system",)  # and admin
 EVENT_TYPES = tuple(entry.type for entry in CATALOG.values())
 FOLIO = r"^[A-Z]{2,5}-[0-9]{4}-[0-9]{4,9}$"
+HOOK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 
 
@@ -163,7 +165,7 @@ class DocumentSchema(Schema):
     phone = ContactSchema().fields["phone"]
     language = one_of(("es", "en"), load_default="es")
     subject = Line(200, required=True, validate=validate.Length(min=1))
-    text = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    text = Text(4000, min_length=1, required=True)
     filename = Line(100, required=True, validate=pattern(
         r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}\.pdf$", error="a file name such as recibo-123.pdf"))
     content_type = one_of(("application/pdf",), load_default="application/pdf")
@@ -175,8 +177,6 @@ class DocumentSchema(Schema):
         needed = "email" if data.get("channel") == "email" else "phone"
         if not data.get(needed):
             raise ValidationError(f"{data.get('channel')} needs {needed}", needed)
-        if "\x00" in data.get("text", ""):
-            raise ValidationError("no NUL characters", "text")
 
 
 NEW_WEBHOOK = NewWebhook()
@@ -319,8 +319,6 @@ class CitizenDoors:
 
 
 def _folio(folio: str) -> str:
-    import re
-
     folio = folio.strip().upper()
     if not re.match(FOLIO, folio):
         raise ValidationError({"folio": ["a folio such as QRO-2026-000123"]})
@@ -394,6 +392,7 @@ class WebhookDoors:
     @http_errors
     def get_webhook(self, request: Request, hook_id: str) -> Response:
         principal = self.auth.require(*WEBHOOK_OWNERS)
+        hook_id = _hook_id(hook_id)
         with self.store.transaction() as tx:
             return json_response(hooks.get(tx, hook_id, owner=_owner(principal)))
 
@@ -404,6 +403,7 @@ class WebhookDoors:
         """POST /webhooks/{id}/rotate -> the webhook with a new `secret`; deliveries are signed
         with the new and the old one for 24 hours, then with the new one only."""
         principal = self.auth.require(*WEBHOOK_OWNERS)
+        hook_id = _hook_id(hook_id)
         with self.store.transaction() as tx:
             return json_response(hooks.rotate(tx, hook_id, _owner(principal)))
 
@@ -412,6 +412,7 @@ class WebhookDoors:
     @http_errors
     def delete_webhook(self, request: Request, hook_id: str) -> Response:
         principal = self.auth.require(*WEBHOOK_OWNERS)
+        hook_id = _hook_id(hook_id)
         with self.store.transaction() as tx:
             hooks.delete(tx, hook_id, _owner(principal))
         return Response(status=204)
@@ -422,6 +423,7 @@ class WebhookDoors:
     def webhook_deliveries(self, request: Request, hook_id: str) -> Response:
         """GET /webhooks/{id}/deliveries?status=parked -> each delivery and its attempts"""
         principal = self.auth.require(*WEBHOOK_OWNERS)
+        hook_id = _hook_id(hook_id)
         query = DELIVERIES_QUERY.load(request.args.to_dict())
         with self.store.transaction() as tx:
             hooks.get(tx, hook_id, owner=_owner(principal))
@@ -435,6 +437,13 @@ class WebhookDoors:
                              allow_private=self.notices.webhooks.allow_private)
         except RefusedUrl as exc:
             raise ValidationError({"url": [str(exc)]}) from None
+
+
+def _hook_id(hook_id: str) -> str:
+    """A webhook's id as registration made it (a UUID); anything else names no webhook."""
+    if not HOOK_ID.fullmatch(hook_id):
+        raise hooks.WebhookNotFound("no such webhook")
+    return hook_id
 
 
 def _owner(principal: Principal) -> str | None:
@@ -473,7 +482,7 @@ class OperatorDoors:
         """`expediente call notifications replay_deliveries '{"channel": "sms"}' --role
         admin`: parked deliveries (all, a channel's, or these keys) are sent again."""
         self.auth.require("admin")
-        return {"replayed": self._replay(REPLAY.load(options or {}))}
+        return {"replayed": self._replay(REPLAY.load({} if options is None else options))}
 
     def _replay(self, options: dict[str, Any]) -> int:
         with self.store.transaction() as tx:
@@ -506,7 +515,7 @@ class OperatorDoors:
             normal = _phone_or_none(value)
             addresses = [a for a in (normal, value) if a]
         else:
-            value, addresses = value.upper(), []
+            value, addresses = _folio(value), []
         with self.store.transaction() as tx:
             erased = log_.erase(tx, criterion, value, addresses, principal.subject)
         return {"criterion": criterion, "subscriptions_erased": erased}

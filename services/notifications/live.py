@@ -177,6 +177,7 @@ class LiveFeed(DependencyProvider):
 def last_event_id(header: str | None, after: str | None) -> int:
     """Where a stream resumes: the browser's Last-Event-ID, else `?after=`, else the start."""
     for value in (header, after):
-        if value and value.strip().isdigit() and len(value.strip()) < 10:
+        if value and value.strip().isascii() and value.strip().isdigit() \
+                and len(value.strip()) < 10:
             return int(value.strip())
     return 0

@@ -32,6 +32,7 @@ def decide(tx: Tx, event: CloudEvent, notices: Notices) -> int:
     """Remember the event, and schedule its message to every active subscription of the folio
     that wants this step, and its CloudEvent to every webhook whose scope it is in."""
     folio = str(event.subject or event.data.get("folio") or "")
+    tx.lock(f"notifications:{folio}")  # a subscription of the folio arriving now waits
     step = short_name(event.type)
     data = event.data if isinstance(event.data, dict) else {}
     log_.remember(tx, str(event.id), folio, int(data.get("version") or 0), event.type,
@@ -86,6 +87,9 @@ def take_request(tx: Tx, request: dict[str, Any], notices: Notices, normal_phone
     seen; anyone else following the folio gets a confirmation first, and nothing else until
     they confirm."""
     folio = request["folio"]
+    # The folio's events being decided now take their turn: each sees the other, so a step
+    # decided before the subscription is backfilled, one decided after it is scheduled.
+    tx.lock(f"notifications:{folio}")
     role = "reporter" if request.get("access_token") else "follower"
     contact = request["contact"]
     language = str(contact.get("language") or "es")
@@ -99,7 +103,8 @@ def take_request(tx: Tx, request: dict[str, Any], notices: Notices, normal_phone
         if role == "follower":
             scheduled += log_.schedule(
                 tx, log_.delivery_key("confirm", subscription.id), channel, "confirm",
-                not_before=log_.now(), folio=folio, subscription_id=subscription.id)
+                not_before=notices.not_before(channel), folio=folio,
+                subscription_id=subscription.id)
             continue
         for body in log_.seen(tx, folio, NOTIFIED_TYPES):
             scheduled += _schedule_step(tx, notices, CloudEvent.from_dict(body), subscription)

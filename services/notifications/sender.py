@@ -51,6 +51,7 @@ QUEUE_DEPTH = Gauge("expediente_notifications_queue_depth",
                     "Deliveries waiting (pending), being sent, or parked, by channel",
                     ["channel", "status"])
 
+IDLE_MIN = 0.02  # seconds the sender waits, at least, when it found nothing it could take
 QUIET_CHANNELS = ("sms", "whatsapp")  # a phone that buzzes at night; email and push wait for no one
 
 
@@ -73,6 +74,8 @@ def quiet_hours(text: str) -> tuple[time, time] | None:
         start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
     except ValueError:
         raise ValueError(f"QUIET_HOURS must read like 22:00-08:00, not {text!r}") from None
+    if start == end:
+        raise ValueError(f"QUIET_HOURS {text!r} starts when it ends: leave it empty for none")
     return start, end
 
 
@@ -299,13 +302,15 @@ class Sender(DependencyProvider):
             self._wakeup.wait(self._idle_wait(notices) if not batch else 0.01)
 
     def _idle_wait(self, notices: Notices) -> float:
+        """Until the next retry falls due, or a wake-up. Never less than IDLE_MIN: a due row
+        that was not taken waits for its recipient's message in flight, which needs the hub."""
         try:
             due = log_.next_due(notices.store)
         except Exception:
             return self.poll
         if due is None:
             return self.poll
-        return max(0.0, min(self.poll, (due - log_.now()).total_seconds()))
+        return max(IDLE_MIN, min(self.poll, (due - log_.now()).total_seconds()))
 
 
 def _by_recipient(batch: list[log_.Due]) -> list[list[log_.Due]]:

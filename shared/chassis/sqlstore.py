@@ -72,6 +72,15 @@ class Tx:
                                  (DDL_LOCK,))
         return self
 
+    def lock(self, key: str) -> Tx:
+        """Hold a lock named `key` until this transaction ends: two transactions that each read
+        what the other writes (a subscription and an event of the same folio) take their turn,
+        and the second one's statements see what the first committed. SQLite needs nothing:
+        BEGIN IMMEDIATE already serialises writers."""
+        if self.dialect != "sqlite":
+            self._cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (key,))
+        return self
+
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self._cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
