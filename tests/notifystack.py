@@ -30,8 +30,9 @@ PROVIDER_TOKEN = "expediente-fake-provider"
 class LocalServer:
     """One deploy/local/<script> process on a free port, its output in the stack's folder."""
 
-    def __init__(self, workdir: Path, script: str, *options: str) -> None:
-        self.port = free_port()
+    def __init__(self, workdir: Path, script: str, *options: str, port: int | None = None
+                 ) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (workdir / f"{script}.log").open("ab")
         self.command = [sys.executable, str(LOCAL / script), "--host", "127.0.0.1",
@@ -126,7 +127,9 @@ class NotificationsStack(Stack):
         if not self.mail_dir.exists():
             return []
         found = []
-        for path in sorted(self.mail_dir.glob("*.eml")):
+        # The sink names each file <n>-<hash>.eml, n counting up: the order they came in.
+        paths = sorted(self.mail_dir.glob("*.eml"), key=lambda p: int(p.name.split("-")[0]))
+        for path in paths:
             message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
             assert isinstance(message, EmailMessage)
             found.append(message)
