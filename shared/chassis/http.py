@@ -24,7 +24,7 @@ import logging
 import re
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,17 +69,29 @@ def origins_of(urls: str) -> list[str]:
     return origins
 
 
-def content_security_policy(trusted_media: str = "", status_page: str = "") -> str:
+def content_security_policy(trusted_media: str = "", status_page: str = "",
+                            connect: str = "") -> str:
     """Pages load only their own styles and scripts (no inline code) and may not be framed.
     Photos come from `'self'`, https, and the origins of TRUSTED_MEDIA_URLS (a comma-separated
     list of URL prefixes: the plain-http media of a local intake, say) — what a report's
     photo URLs may name. A form may lead to this service or to the status page (STATUS_PAGE_URL:
     the portal's lookup sends the citizen there, and browsers hold a form's redirects to
-    form-action too)."""
+    form-action too). Pages that talk to other services (`connect`: tracking's status page, to
+    notifications' live stream and push doors) may connect to this service and their origins,
+    and register a service worker of their own; other pages connect nowhere."""
+    talks = origins_of(connect)
     return ("default-src 'none'; script-src 'self'; style-src 'self'; "
             + " ".join(["img-src 'self' https:", *origins_of(trusted_media)]) + "; "
             + " ".join(["form-action 'self'", *origins_of(status_page)]) + "; "
-            "base-uri 'none'; frame-ancestors 'none'")
+            + (" ".join(["connect-src 'self'", *talks]) + "; worker-src 'self'; " if talks else "")
+            + "base-uri 'none'; frame-ancestors 'none'")
+
+
+def page_policy(config: Mapping[str, Any]) -> str:
+    """The CSP of a service's pages, from its configuration (NOTIFICATIONS_URL: tracking's)."""
+    return content_security_policy(str(config.get("TRUSTED_MEDIA_URLS") or ""),
+                                   str(config.get("STATUS_PAGE_URL") or ""),
+                                   str(config.get("NOTIFICATIONS_URL") or ""))
 
 
 def secure(response: Response, request_id: str, csp: str) -> Response:
@@ -217,9 +229,7 @@ class ChassisWebServer(WebServer):
         return server
 
     def get_wsgi_app(self) -> Any:
-        config = self.container.config
-        self.csp = content_security_policy(str(config.get("TRUSTED_MEDIA_URLS") or ""),
-                                           str(config.get("STATUS_PAGE_URL") or ""))
+        self.csp = page_policy(self.container.config)
         return GuardedWsgiApp(self)
 
     def process_request(self, sock: Any, address: Any) -> None:

@@ -170,6 +170,7 @@ def status_page(world, who, target, expect, name):
 
 DOORS["tracking", "GET /"] = page("tracking", lambda w: "/")
 DOORS["tracking", "GET /static/{name}"] = page("tracking", lambda w: "/static/status.css")
+DOORS["tracking", "GET /sw.js"] = page("tracking", lambda w: "/sw.js")
 
 
 # ---- the cases: every cell of the page, on our report and (for a scope) on theirs ---------------

@@ -27,11 +27,16 @@ _env.filters["local"] = local_time
 
 
 def render_status(folio: str, view: dict[str, Any] | None, *, private: bool = False,
-                  refused: bool = False, follow_url: str | None = None) -> str:
+                  refused: bool = False, follow_url: str | None = None,
+                  live_url: str | None = None, version: int | None = None) -> str:
     """A folio's page: `private` when the access token opened it, `refused` when the token given
-    does not belong to it; `follow_url` is where a citizen asks to be told of each step."""
+    does not belong to it; `follow_url` is where a citizen asks to be told of each step.
+    `live_url` (notifications) and `version` (the stream version the view holds) make the page
+    follow each later step as it happens and offer web push (static/live.js)."""
+    live = live_url if view is not None and version is not None else None
     return _env.get_template("status.html").render(folio=folio, view=view, private=private,
-                                                   refused=refused, follow_url=follow_url)
+                                                   refused=refused, follow_url=follow_url,
+                                                   live_url=live, version=version)
 
 
 def render_lookup(folio: str | None) -> str:
