@@ -28,7 +28,11 @@ REPORTS = [
     ("/staff/reports", {"channel": "phone_070", "service_code": "bache",
                         "description": "Bache profundo frente a la escuela",
                         "location": {"lat": 20.5931, "long": -100.3920},
-                        "answers": {"tamano": "grande", "carril": "arroyo"}}),
+                        "answers": {"tamano": "grande", "carril": "arroyo"},
+                        # The caller asked to be told of each step: mail lands in var/mail.
+                        "contact": {"first_name": "Ana", "email": "ana.vecina@example.com",
+                                    "phone": "+52 442 123 4567",
+                                    "notify_by": ["email", "sms"]}}),
     ("/api/v1/reports", {"service_code": "alumbrado_publico",
                          "description": "Luminaria apagada toda la cuadra",
                          "location": {"lat": 20.6010, "long": -100.3850},

@@ -14,13 +14,22 @@ import sys
 import time
 from pathlib import Path
 
-from shared.chassis.launcher import PORTS, ServiceFailed, ServiceProcess, start_all, stop_all
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # deploy.local, beside the installed packages
+
+from deploy.local import stand_ins  # noqa: E402
+from shared.chassis.launcher import (  # noqa: E402
+    PORTS,
+    ServiceFailed,
+    ServiceProcess,
+    start_all,
+    stop_all,
+)
+
 VENV_BIN = ROOT / ".venv" / "bin"
 
 # (service, HTTP port) — later services join this list as they are built.
-SERVICES = [(name, PORTS[name]) for name in ("intake", "tracking", "crews")]
+SERVICES = [(name, PORTS[name]) for name in ("intake", "tracking", "crews", "notifications")]
 LOOPBACK = ("127.", "localhost:", "[::1]:")
 
 
@@ -34,6 +43,12 @@ def service_env() -> dict[str, str]:
     for name, port in SERVICES:
         env.setdefault(f"{name.upper()}_SQLITE_DBNAME", str(ROOT / "var" / f"{name}.sqlite"))
         env.setdefault(f"{name.upper()}_HTTP_ADDRESS", f"127.0.0.1:{port}")
+    for key, value in stand_ins.notification_env().items():
+        env.setdefault(key, value)
+    # One origin for the status page everywhere: its live stream is allowed from there only.
+    env.setdefault("STATUS_PAGE_URL", f"http://127.0.0.1:{PORTS['tracking']}/seguimiento")
+    env.setdefault("NOTIFICATIONS_URL", f"http://127.0.0.1:{PORTS['notifications']}")
+    env.setdefault("NOTIFICATIONS_PUBLIC_URL", f"http://127.0.0.1:{PORTS['notifications']}")
     return env
 
 
@@ -57,8 +72,11 @@ def main() -> int:
     # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    helpers = stand_ins.start()  # the SMTP sink, the fake SMS/WhatsApp provider, push
     try:
         start_all(processes)
+        receiver = stand_ins.start_webhook_receiver("http://127.0.0.1:8003")
+        helpers += [receiver] if receiver else []
         demo = subprocess.run([str(VENV_BIN / "python"), str(ROOT / "deploy/local/demo.py")],
                               cwd=ROOT, env=env, check=False)
         if demo.returncode != 0:
@@ -77,6 +95,7 @@ def main() -> int:
         return 0
     finally:
         stop_all(processes)
+        stand_ins.stop(helpers)
 
 
 def print_urls(env: dict[str, str]) -> None:
@@ -96,6 +115,15 @@ def print_urls(env: dict[str, str]) -> None:
     print("  field app      http://127.0.0.1:8002/app/       (a crew member's phone; "
           "demo sign-in at /app/demo)")
     print("  board          http://127.0.0.1:8002/board      (a department's crews and jobs)")
+    print("\nWhat citizens and municipal systems are told (notifications, :8003):")
+    print(f"  email          {ROOT / 'var' / 'mail'}/*.eml   (the local SMTP sink on :2525)")
+    print("  SMS, WhatsApp  http://127.0.0.1:8025/_messages  (the local fake provider)")
+    print("  web push       http://127.0.0.1:8089/_received  (the local push service, decrypted)")
+    print("  webhooks       http://127.0.0.1:8099/_received  (a municipal system, each verified)")
+    print("  live steps     http://127.0.0.1:8003/live/<folio>  (Server-Sent Events; the status "
+          "page listens)")
+    print("  deliveries     http://127.0.0.1:8003/deliveries     (admin token: each message "
+          "and its attempts)")
     exposed = [name for name, _ in SERVICES
                if not env[f"{name.upper()}_HTTP_ADDRESS"].startswith(LOOPBACK)]
     if exposed:
@@ -105,7 +133,7 @@ def print_urls(env: dict[str, str]) -> None:
         print("\nOnly this machine can reach them (the development secrets are public). To listen "
               "on every interface,\ne.g. for a demo on a trusted network: "
               "INTAKE_HTTP_ADDRESS=0.0.0.0:8000 TRACKING_HTTP_ADDRESS=0.0.0.0:8001 "
-              "CREWS_HTTP_ADDRESS=0.0.0.0:8002 make run")
+              "CREWS_HTTP_ADDRESS=0.0.0.0:8002 NOTIFICATIONS_HTTP_ADDRESS=0.0.0.0:8003 make run")
     print("\nTry (the CLI signs development tokens in development mode only):")
     print("  export EXPEDIENTE_ENV=development")
     print("  .venv/bin/expediente call tracking search_reports '{}' --role supervisor")
