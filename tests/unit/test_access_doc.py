@@ -14,6 +14,7 @@ from nameko.web.handlers import HttpRequestHandler
 
 from services.crews.service import CrewsService
 from services.intake.service import IntakeService
+from services.notifications.service import NotificationsService
 from services.tracking.service import TrackingService
 from services.tracking.write.commands import COMMANDS
 from tests import accessdoc
@@ -21,6 +22,7 @@ from tests import accessdoc
 TRACKING_SECTIONS = ("Tracking: staff commands", "Tracking: everything else")
 INTAKE_SECTIONS = ("Intake",)
 CREWS_SECTIONS = ("Crews", "Crews: field", "Crews: work lists", "Crews: field app")
+NOTIFICATIONS_SECTIONS = ("Notifications",)
 
 
 def doors(service: type) -> set[str]:
@@ -49,7 +51,7 @@ def in_tables(section_names: tuple[str, ...]) -> set[str]:
 
 @pytest.mark.parametrize(("service", "section_names"), [
     (TrackingService, TRACKING_SECTIONS), (IntakeService, INTAKE_SECTIONS),
-    (CrewsService, CREWS_SECTIONS)])
+    (CrewsService, CREWS_SECTIONS), (NotificationsService, NOTIFICATIONS_SECTIONS)])
 def test_every_door_of_a_service_has_its_row(service, section_names):
     missing = doors(service) - named_in(section_names)
     assert not missing, f"docs/access.md does not say who may use {sorted(missing)}"
@@ -60,7 +62,8 @@ def test_every_row_names_a_door_that_exists():
         "POST /reports/{folio}/confirm", "POST /reports/{folio}/dispute"}
     stale = (in_tables(TRACKING_SECTIONS) - tracking) | (
         in_tables(INTAKE_SECTIONS) - doors(IntakeService)) | (
-        in_tables(CREWS_SECTIONS) - doors(CrewsService))
+        in_tables(CREWS_SECTIONS) - doors(CrewsService)) | (
+        in_tables(NOTIFICATIONS_SECTIONS) - doors(NotificationsService))
     assert not stale, f"docs/access.md has rows for doors that do not exist: {sorted(stale)}"
 
 
