@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test bench bench-intake bench-crews lint clean
+.PHONY: install run test bench bench-intake bench-crews bench-notifications lint clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ bench-intake: install
 bench-crews: install
 	bash deploy/local/ensure-infra.sh
 	PSYCOPG_WAIT_FUNC=wait_select $(PY) -m bench.bench_crews
+
+bench-notifications: install
+	bash deploy/local/ensure-infra.sh
+	PSYCOPG_WAIT_FUNC=wait_select $(PY) -m bench.bench_notifications
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -235,9 +235,15 @@ def remember(tx: Tx, event_id: str, folio: str, version: int, type_: str, time: 
 
 
 def seen(tx: Tx, folio: str, types: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """The folio's events seen so far (as published), in stream order."""
-    tx.execute("SELECT body, type FROM seen_events WHERE folio = %s ORDER BY version", (folio,))
-    return [json.loads(body) for body, type_ in tx.fetchall() if types is None or type_ in types]
+    """The folio's events seen so far (as published), of these types, in stream order."""
+    if types is None:
+        tx.execute("SELECT body FROM seen_events WHERE folio = %s ORDER BY version", (folio,))
+    elif not types:
+        return []
+    else:
+        tx.execute(f"SELECT body FROM seen_events WHERE folio = %s AND type IN "
+                   f"({', '.join(['%s'] * len(types))}) ORDER BY version", (folio, *types))
+    return [json.loads(body) for (body,) in tx.fetchall()]
 
 
 def seen_event(tx: Tx, event_id: str) -> dict[str, Any] | None:
@@ -301,14 +307,16 @@ def take_due(store: SqlStore, limit: int, lease: timedelta) -> list[Due]:
     at = now()
     skip = " FOR UPDATE SKIP LOCKED" if store.dialect == "postgres" else ""
     # A recipient's next message waits while the one before it is on its way: the citizen reads
-    # "en camino" before "llegó" (within a batch, the sender keeps each recipient's order).
+    # "en camino" before "llegó" (within a batch, the sender keeps each recipient's order). A
+    # webhook gets each report's events in order, different reports' side by side.
     rows, _ = store.run(
         f"UPDATE deliveries SET status = 'sending', lease_until = %s, attempts = attempts + 1 "
         f"WHERE key IN (SELECT d.key FROM deliveries d WHERE ((d.status = 'pending' AND "
         f"d.next_attempt_at <= %s) OR (d.status = 'sending' AND d.lease_until < %s)) AND NOT "
         f"EXISTS (SELECT 1 FROM deliveries s WHERE s.status = 'sending' AND s.lease_until >= %s "
         f"AND s.channel = d.channel AND (s.subscription_id = d.subscription_id OR "
-        f"s.webhook_id = d.webhook_id)) ORDER BY d.next_attempt_at LIMIT %s{skip}) "
+        f"(s.webhook_id = d.webhook_id AND s.folio = d.folio))) "
+        f"ORDER BY d.next_attempt_at LIMIT %s{skip}) "
         f"RETURNING {DUE_COLUMNS}",
         (stamp(at + lease), stamp(at), stamp(at), stamp(at), limit))
     return sorted((Due(*row) for row in rows), key=lambda due: (due.folio or "", due.event_time

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared.chassis import health
 from shared.chassis.answers import json_response, read_json
-from shared.chassis.auth import Principal, WorkerAuth
+from shared.chassis.auth import Forbidden, Principal, WorkerAuth
 from shared.chassis.consumer import cloud_event_handler
 from shared.chassis.handoff import handoff_handler
 from shared.chassis.http import http
@@ -41,6 +41,7 @@ from .webpush import check_subscription
 
 CONSUMER_NAME = "notifications.consume_report_event"
 WEBHOOK_OWNERS = ("system",)  # and admin
+DOCUMENT_SENDERS = ("system", "billing_clerk")  # and not admin: a citizen's receipt is billing's
 EVENT_TYPES = tuple(entry.type for entry in CATALOG.values())
 FOLIO = r"^[A-Z]{2,5}-[0-9]{4}-[0-9]{4,9}$"
 HOOK_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -526,7 +527,10 @@ class OperatorDoors:
         "email", "email": "ana@example.com", "subject": "...", "text": "...", "filename":
         "recibo.pdf", "data": base64 PDF} -> {"key", "status"}. Sent once per reference; the
         delivery log records it as any message (a second call answers the first's status)."""
-        self.auth.require("system", "billing_clerk")
+        principal = self.auth.require(*DOCUMENT_SENDERS)
+        if not set(DOCUMENT_SENDERS) & set(principal.roles):  # admin passes require(), not this
+            raise Forbidden(f"documents are sent by billing (role system or billing_clerk); "
+                            f"{principal.subject} holds neither")
         data = DOCUMENT.load(document)
         pdf = _pdf(data["data"])
         address = (data["email"].lower() if data["channel"] == "email"

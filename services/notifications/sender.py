@@ -316,7 +316,9 @@ class Sender(DependencyProvider):
 def _by_recipient(batch: list[log_.Due]) -> list[list[log_.Due]]:
     groups: dict[str, list[log_.Due]] = {}
     for due in batch:
-        recipient = due.subscription_id or due.webhook_id or due.key
+        # A webhook takes each report's events in order, different reports' side by side.
+        recipient = due.subscription_id or (due.webhook_id and f"{due.webhook_id}:{due.folio}"
+                                            ) or due.key
         groups.setdefault(f"{recipient}:{due.channel}", []).append(due)
     return list(groups.values())
 

@@ -228,6 +228,7 @@ class WebhookSender:
         self.timeout, self.allow_http, self.allow_private = timeout, allow_http, allow_private
         self.resolve = resolve
         self.ca_bundle = ca_bundle  # trusted instead of the system's authorities (tests)
+        self._context: ssl.SSLContext | None = None
 
     def post(self, url: str, secrets: Sequence[str], message_id: str, body: bytes,
              timestamp: int | None = None) -> Outcome:
@@ -254,6 +255,15 @@ class WebhookSender:
             failures.append(outcome.detail)
         return retry("; ".join(failures))
 
+    def _tls(self) -> ssl.SSLContext:
+        """One TLS context for every POST (loading the system's authorities costs ~20 ms)."""
+        if self._context is None:
+            context = ssl.create_default_context(cafile=self.ca_bundle)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.hostname_checks_common_name = False  # the names in subjectAltName only
+            self._context = context
+        return self._context
+
     def _attempt(self, checked: _Target, address: Address, body: bytes,
                  signed: dict[str, str]) -> tuple[Outcome, bool]:
         """One POST to one checked address: its outcome, and whether a connection was made."""
@@ -262,7 +272,8 @@ class WebhookSender:
                 # No proxy, .netrc or CA bundle from the environment: a proxy would resolve the
                 # name again, out of our sight.
                 session.trust_env = False
-                session.mount("https://", _PinnedTls(checked.host, self.ca_bundle))
+                if checked.url.startswith("https:"):
+                    session.mount("https://", _PinnedTls(checked.host, self._tls()))
                 # The checked address is connected to, and the name is sent as Host (and as TLS
                 # server name). Redirects are never followed: one could lead anywhere.
                 with session.post(checked.url_to(address), data=body, headers=signed,
@@ -286,11 +297,9 @@ class _PinnedTls(HTTPAdapter):
     eventlet, urllib3's own fails (RecursionError) when requests was imported before
     monkey_patch() — as in the test process, whose pytest plugins import it first."""
 
-    def __init__(self, host: str, ca_bundle: str | None) -> None:
+    def __init__(self, host: str, context: ssl.SSLContext) -> None:
         self.host = host  # before super().__init__, which builds the pool manager
-        self.context = ssl.create_default_context(cafile=ca_bundle)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.context.hostname_checks_common_name = False  # the names in subjectAltName only
+        self.context = context
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:

@@ -148,10 +148,17 @@ class FakeSMTP:
     error: BaseException | None = None
     sent: list[email.message.EmailMessage] = []
     quit_called = False
+    connections = 0
+    resets = 0
 
     def __init__(self, host, port, timeout):
         if self.fail_at == "connect":
             raise self.error
+        FakeSMTP.connections += 1
+
+    def rset(self):
+        FakeSMTP.resets += 1
+        self._step("rset")
 
     def starttls(self, context=None):
         self._step("starttls")
@@ -178,7 +185,9 @@ class FakeSMTP:
 @pytest.fixture
 def server(monkeypatch):
     FakeSMTP.fail_at, FakeSMTP.error, FakeSMTP.sent, FakeSMTP.quit_called = "", None, [], False
+    FakeSMTP.connections = FakeSMTP.resets = 0
     monkeypatch.setattr(smtplib, "SMTP", FakeSMTP)
+    monkeypatch.setattr(CHANNEL, "_idle", [])  # no connection kept from another test
     return FakeSMTP
 
 
@@ -223,9 +232,40 @@ def test_a_message_the_server_took_is_sent_under_its_message_id(server):
     assert (outcome.status, outcome.final) == ("sent", True)
     assert outcome.provider_id == CHANNEL.message_id("ev-1:sub-9:email")
     assert [m["Message-ID"] for m in server.sent] == [outcome.provider_id]
-    assert server.quit_called
 
 
-def test_a_quit_that_fails_after_the_server_took_the_message_is_still_sent(server):
-    fails(server, "quit", smtplib.SMTPServerDisconnected("gone"))
-    assert CHANNEL.send(delivery()).status == "sent"
+def test_the_next_message_goes_on_the_same_connection_once_it_answers_rset(server):
+    assert CHANNEL.send(delivery("ev-1:sub-9:email")).status == "sent"
+    assert CHANNEL.send(delivery("ev-2:sub-9:email")).status == "sent"
+    assert (server.connections, server.resets, len(server.sent)) == (1, 1, 2)
+
+
+def test_a_kept_connection_that_fails_its_rset_is_replaced_and_the_message_sent_once(server):
+    assert CHANNEL.send(delivery("ev-1:sub-9:email")).status == "sent"
+    fails(server, "rset", smtplib.SMTPServerDisconnected("the server closed it meanwhile"))
+    assert CHANNEL.send(delivery("ev-2:sub-9:email")).status == "sent"
+    assert (server.connections, len(server.sent)) == (2, 2)
+    assert server.quit_called  # the dead one was let go
+
+
+def test_a_connection_idle_too_long_is_closed_not_trusted(server, monkeypatch):
+    assert CHANNEL.send(delivery("ev-1:sub-9:email")).status == "sent"
+    monkeypatch.setattr(CHANNEL, "reuse_seconds", 0.0)
+    assert CHANNEL.send(delivery("ev-2:sub-9:email")).status == "sent"
+    assert (server.connections, server.resets) == (2, 0)
+
+
+def test_a_document_goes_as_an_attachment_beside_the_text_and_html():
+    from services.notifications.channels import Attachment
+
+    pdf = b"%PDF-1.4\n%%EOF\n"
+    channel = SmtpChannel("127.0.0.1", 25, "Avisos <avisos@example.gob.mx>")
+    message = Message("Recibo", "Adjuntamos tu recibo.", "<p>Adjuntamos tu recibo.</p>",
+                      "Recibo")
+    email = channel.build(Delivery("receipt-1", "pago@example.com", message, purpose="document",
+                                   attachment=Attachment("recibo.pdf", "application/pdf", pdf)))
+    (attached,) = list(email.iter_attachments())
+    assert (attached.get_filename(), attached.get_content_type()) == ("recibo.pdf",
+                                                                      "application/pdf")
+    assert attached.get_content() == pdf
+    assert email.get_body(("plain",)).get_content().strip() == "Adjuntamos tu recibo."
