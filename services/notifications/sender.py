@@ -192,7 +192,9 @@ class Notices:
             if subscription.status != "active":
                 raise Unsendable(f"the subscription is {subscription.status}")
             body = log_.seen_event(tx, due.event_id or "")
-            photos = log_.seen(tx, subscription.folio, (PHOTO_TYPE,))
+            # Only the finished work's message shows a photo: the last one taken "after".
+            photos = (log_.seen(tx, subscription.folio, (PHOTO_TYPE,))
+                      if body is not None and body.get("type") == COMPLETED_TYPE else [])
         if body is None:
             raise Unsendable("the event is not known here")
         event = CloudEvent.from_dict(body)
@@ -226,6 +228,7 @@ class Notices:
 
 
 PHOTO_TYPE = "mx.expediente.report.photo_added"
+COMPLETED_TYPE = "mx.expediente.report.work_completed"
 
 
 def _unbase64(text: str) -> bytes:
