@@ -149,6 +149,18 @@ def subscription(tx: Tx, subscription_id: str) -> Subscription | None:
     return _subscription(row) if row else None
 
 
+def subscription_and_event(tx: Tx, subscription_id: str, event_id: str
+                           ) -> tuple[Subscription | None, dict[str, Any] | None]:
+    """A delivery's subscription and the event it tells of, in one round trip."""
+    columns = ", ".join(f"s.{name.strip()}" for name in SUBSCRIPTION_COLUMNS.split(","))
+    tx.execute(f"SELECT {columns}, e.body FROM subscriptions s LEFT JOIN seen_events e "
+               f"ON e.event_id = %s WHERE s.id = %s", (event_id, subscription_id))
+    row = tx.fetchone()
+    if row is None:
+        return None, None
+    return _subscription(row[:-1]), json.loads(row[-1]) if row[-1] else None
+
+
 def of_folio(tx: Tx, folio: str) -> list[Subscription]:
     tx.execute(f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE folio = %s AND "
                "status = 'active' ORDER BY created_at", (folio,))

@@ -87,11 +87,15 @@ def delete(tx: Tx, hook_id: str, owner: str | None) -> None:
                "AND status IN ('pending', 'sending')", (log_.stamp(log_.now()), hook_id))
 
 
-def matching(tx: Tx, event_type: str, department: str | None) -> list[str]:
-    """The active webhooks that want this event type from this department."""
+def matching(tx: Tx, event_type: str, folio: str) -> list[str]:
+    """The active webhooks that want this event type from the folio's department (read only
+    when some webhook names departments)."""
     tx.execute("SELECT id, types, departments FROM webhooks WHERE status = 'active'")
+    rows = tx.fetchall()
+    department = (log_.department(tx, folio) if any(row[2] != "[]" for row in rows)
+                  else None)
     found = []
-    for hook_id, types, departments in tx.fetchall():
+    for hook_id, types, departments in rows:
         wanted_types, wanted_departments = json.loads(types), json.loads(departments)
         if wanted_types and event_type not in wanted_types:
             continue

@@ -44,8 +44,7 @@ def decide(tx: Tx, event: CloudEvent, notices: Notices) -> int:
         for subscription in log_.of_folio(tx, folio):
             if subscription.wants(step):
                 scheduled += _schedule_step(tx, notices, event, subscription)
-    department = log_.department(tx, folio)
-    for hook_id in hooks.matching(tx, event.type, department):
+    for hook_id in hooks.matching(tx, event.type, folio):
         scheduled += log_.schedule(
             tx, log_.delivery_key(str(event.id), hook_id, "webhook"), "webhook", "step",
             not_before=log_.now(), event_id=str(event.id), folio=folio, webhook_id=hook_id,

@@ -178,7 +178,8 @@ class Notices:
                 return Delivery(due.key, address, message, language, purpose="document",
                                 attachment=Attachment(filename, content_type,
                                                       _unbase64(data)))
-            subscription = log_.subscription(tx, due.subscription_id or "")
+            subscription, body = log_.subscription_and_event(tx, due.subscription_id or "",
+                                                             due.event_id or "")
             if subscription is None or not subscription.address:
                 raise Unsendable("the subscription ended")
             if due.purpose == "confirm":
@@ -191,7 +192,6 @@ class Notices:
                                 purpose="confirm")
             if subscription.status != "active":
                 raise Unsendable(f"the subscription is {subscription.status}")
-            body = log_.seen_event(tx, due.event_id or "")
             # Only the finished work's message shows a photo: the last one taken "after".
             photos = (log_.seen(tx, subscription.folio, (PHOTO_TYPE,))
                       if body is not None and body.get("type") == COMPLETED_TYPE else [])

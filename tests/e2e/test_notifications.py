@@ -312,3 +312,33 @@ def test_opt_out_and_erasure_stop_messages_and_leave_no_personal_data(stack):
     assert erasure == ("phone", 1)
     log = Path(stack.notifications.log_path).read_text(errors="replace")
     assert "fer@example.com" not in log and "4425550404" not in log
+
+
+def test_a_webhook_that_never_answers_is_parked_then_replayed(stack, tmp_path):
+    port = free_port()  # nothing listens there yet
+    hook = register(stack, f"http://127.0.0.1:{port}/hook", ["mx.expediente.report.assigned"],
+                    [])
+    receiver = None
+    try:
+        folio = report(stack, {"email": "gil@example.com"})["folio"]
+        walk(stack, folio, ["assigned"])
+        (parked,) = wait_for(lambda: [row for row in stack.deliveries(folio=folio,
+                                                                        channel="webhook")
+                                      if row["status"] == "parked"],
+                             timeout=60, message="the webhook's delivery parked")
+        shown = requests.get(f"{stack.notifications.url}/webhooks/{hook['id']}/deliveries"
+                             "?status=parked", headers=SYSTEM, timeout=10).json()["deliveries"]
+        assert [len(d["attempts_made"]) for d in shown] == [3]
+        receiver = LocalServer(tmp_path, "webhook_receiver.py", "--secret", hook["secret"],
+                               port=port).start()
+        replayed = requests.post(f"{stack.notifications.url}/deliveries/replay", headers=ADMIN,
+                                 json={"keys": [parked["key"]]}, timeout=10)
+        assert replayed.json() == {"replayed": 1}, replayed.text
+        (got,) = wait_for(lambda: received(receiver), timeout=30, message="the replayed POST")
+        assert got["verified"] and json.loads(got["body"])["subject"] == folio
+        assert got["webhook-id"] == parked["key"]  # the same id on every attempt
+    finally:
+        if receiver is not None:
+            receiver.stop()
+        requests.delete(f"{stack.notifications.url}/webhooks/{hook['id']}", headers=SYSTEM,
+                        timeout=10)
