@@ -96,6 +96,7 @@ def take_request(tx: Tx, request: dict[str, Any], notices: Notices, normal_phone
     for channel, address in addresses(contact, normal_phone):
         subscription, created = log_.subscribe(
             tx, folio, channel, address, language=language, role=role,
+            steps=contact.get("steps") or None,
             access_token=request.get("access_token"))
         if not created:
             continue

@@ -11,6 +11,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from .events import CATALOG, LANGUAGES
 from .fields import Line, one_of, pattern
 
 EXCHANGE = "expediente.private"
@@ -29,6 +30,11 @@ class ContactSchema(Schema):
         load_default=None)
     notify_by = fields.List(one_of(CHANNELS), validate=validate.Length(max=len(CHANNELS)),
                             load_default=list)
+    # The citizen's preferences: the language of the messages (Spanish unless they say), and
+    # which steps they want to hear of (none named: every step citizens are told of).
+    language = one_of(LANGUAGES, load_default=None)
+    steps = fields.List(one_of(tuple(CATALOG)), validate=validate.Length(max=len(CATALOG)),
+                        load_default=None)
 
 
 class SubscriptionRequestSchema(Schema):

@@ -833,3 +833,14 @@ def test_links_need_a_secret_and_carry_their_token_in_the_url():
         f"https://avisos.example.gob.mx/confirmar/{LINKS.token('confirm', SUBSCRIPTION)}")
     assert LINKS.status_url(FOLIO, "a b&c") == (
         f"https://seguimiento.example.gob.mx/s/{FOLIO}?token=a%20b%26c")
+
+
+def test_a_citizen_s_language_and_chosen_steps_are_kept_and_followed(store):
+    notices = FakeNotices()
+    with store.transaction() as tx:
+        routing.take_request(tx, request(language="en", steps=["crew_arrived", "closed"]),
+                             notices, normal_phone)  # type: ignore[arg-type]
+        (subscription,) = log_.of_folio(tx, FOLIO)
+    assert (subscription.language, subscription.steps) == ("en", ("closed", "crew_arrived"))
+    assert decided(store, notices, report_event("opened", 1), report_event("assigned", 2),
+                   report_event("crew_arrived", 3)) == 1  # only the step chosen
