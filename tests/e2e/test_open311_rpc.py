@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from nameko.exceptions import RemoteError
+from nameko.exceptions import RemoteError, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from tests.stack import create_vhost, delete_vhost
-from tests.support import ServiceProcess, bearer
+from tests.support import ServiceProcess, bearer, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -28,9 +28,20 @@ def amqp(tmp_path_factory):
         "AMQP_URI": uri, "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "TRACKING_SQLITE_DBNAME": str(tmp_path_factory.mktemp("tracking") / "t.sqlite"),
     }).start()
+    # /healthz answers once the web server is up; its RPC queue may be bound a moment later.
+    with ClusterRpcProxy({"AMQP_URI": uri}, timeout=20) as rpc:
+        wait_for(lambda: _answers(rpc), timeout=30, message="tracking's RPC queue")
     yield {"AMQP_URI": uri}
     tracking.stop()
     delete_vhost(vhost)
+
+
+def _answers(rpc: ClusterRpcProxy) -> bool:
+    try:
+        rpc.tracking.open311_requests({})
+    except UnknownService:
+        return False
+    return True
 
 
 def test_intake_reads_public_requests_and_updates_without_a_token(amqp):
