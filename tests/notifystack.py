@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import email
 import json
-import socket
-import subprocess
-import sys
-import time
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,46 +17,9 @@ import requests
 from services.notifications.webpush import generate_private_key
 from tests.conftest import unique
 from tests.stack import Stack, pg_connect
-from tests.support import ROOT, ServiceProcess, free_port
+from tests.support import LocalServer, ServiceProcess
 
-LOCAL = ROOT / "deploy" / "local"
 PROVIDER_TOKEN = "expediente-fake-provider"
-
-
-class LocalServer:
-    """One deploy/local/<script> process on a free port, its output in the stack's folder."""
-
-    def __init__(self, workdir: Path, script: str, *options: str, port: int | None = None
-                 ) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (workdir / f"{script}.log").open("ab")
-        self.command = [sys.executable, str(LOCAL / script), "--host", "127.0.0.1",
-                        "--port", str(self.port), *options]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> LocalServer:
-        self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.command[1]} exited with {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.command[1]} did not listen on {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
 
 
 class NotificationsStack(Stack):

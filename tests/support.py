@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -100,3 +102,47 @@ class ServiceProcess(launcher.ServiceProcess):
         super().start()
         self.wait_healthy(timeout=60)
         return self
+
+
+LOCAL = ROOT / "deploy" / "local"
+
+
+class LocalServer:
+    """One deploy/local/<script> process (the SMTP sink, the fake provider, the push service, a
+    webhook receiver) on a free port, or `port`, its output in `folder/<script>.log`."""
+
+    def __init__(self, folder: Path, script: str, *options: str, port: int | None = None
+                 ) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = folder / f"{Path(script).stem}.log"
+        self.command = [sys.executable, str(LOCAL / script), "--host", "127.0.0.1",
+                        "--port", str(self.port), *options]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LocalServer:
+        """Start it and return once it listens (fail the test if it exits or never does)."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.command[1]} exited: {self.log_path.read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"{self.command[1]} did not listen on {self.port} within 15 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)

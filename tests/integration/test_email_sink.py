@@ -6,10 +6,6 @@ message; a stopped one makes a "retry" too; a refused recipient is "rejected".""
 from __future__ import annotations
 
 import email
-import socket
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
@@ -21,6 +17,7 @@ from services.notifications.mail import SmtpChannel
 from services.notifications.messages import render
 from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.events import TYPE_PREFIX
+from tests.support import LocalServer
 
 pytestmark = pytest.mark.integration
 
@@ -29,41 +26,13 @@ FOLIO = "QRO-2026-000123"
 OPT_OUT = f"https://avisos.example.gob.mx/baja?folio={FOLIO}&t=" + "c0ffee" * 12
 
 
-class Sink:
+class Sink(LocalServer):
     """One smtp_sink.py process on a free port, storing in a folder of the test's own."""
 
     def __init__(self, folder: Path, *options: str) -> None:
-        self.folder, self.port = folder / "mail", free_port()
-        folder.mkdir()
-        self.log = (folder / "sink.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, str(SINK), "--host", "127.0.0.1", "--port", str(self.port),
-             "--maildir", str(self.folder), *options], stdout=self.log, stderr=subprocess.STDOUT)
-        self._wait_until_it_listens()
-
-    def _wait_until_it_listens(self) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.stop()
-                pytest.fail(f"the sink exited: {Path(self.log.name).read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail("the sink did not listen within 15 s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.log.close()
+        self.folder = folder / "mail"
+        super().__init__(folder, "smtp_sink.py", "--maildir", str(self.folder), *options)
+        self.start()
 
     def channel(self) -> SmtpChannel:
         return SmtpChannel.from_config({
@@ -76,11 +45,6 @@ class Sink:
         return [email.message_from_bytes(path.read_bytes().replace(b"\r\n", b"\n"),
                                          policy=policy.default) for path in files]
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

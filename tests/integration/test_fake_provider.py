@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +18,7 @@ import requests
 from services.notifications.channels import Attachment, Delivery
 from services.notifications.messages import Message
 from services.notifications.phones import SmsChannel, WhatsAppChannel
-from tests.support import free_port, wait_for
+from tests.support import LocalServer, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -38,43 +34,14 @@ MESSAGE = Message(
 )
 
 
-class FakeProvider:
+class FakeProvider(LocalServer):
     """One fake_provider.py process on a free port, logging to a folder of the test's own."""
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir()
-        self.port, self.journal = free_port(), folder / "messages.jsonl"
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.output = (folder / "provider.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, str(PROVIDER), "--host", "127.0.0.1", "--port", str(self.port),
-             "--token", TOKEN, "--log", str(self.journal)],
-            stdout=self.output, stderr=subprocess.STDOUT)
-        self._wait_until_it_listens()
-
-    def _wait_until_it_listens(self) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.stop()
-                pytest.fail(f"the provider exited: {Path(self.output.name).read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail("the provider did not listen within 15 s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.output.close()
+        self.journal = folder / "messages.jsonl"
+        super().__init__(folder, "fake_provider.py", "--token", TOKEN, "--log",
+                         str(self.journal))
+        self.start()
 
     def mode(self, **mode: Any) -> None:
         requests.post(f"{self.url}/_mode", json=mode, timeout=5).raise_for_status()

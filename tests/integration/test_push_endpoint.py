@@ -8,10 +8,6 @@ key than the browser subscribed with is refused ("retry": our setting); a stoppe
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +26,7 @@ from services.notifications.webpush import (
 )
 from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.events import TYPE_PREFIX
+from tests.support import LocalServer
 
 pytestmark = pytest.mark.integration
 
@@ -39,43 +36,14 @@ KEY = generate_private_key()
 SUBJECT = "mailto:avisos@lerdo.gob.mx"
 
 
-class Endpoint:
+class Endpoint(LocalServer):
     """One push_endpoint.py process on a free port, logging in a folder of the test's own."""
 
     def __init__(self, folder: Path, *options: str) -> None:
-        self.port = free_port()
-        self.origin = f"http://127.0.0.1:{self.port}"
-        folder.mkdir()
         self.pushes = folder / "pushes.jsonl"
-        self.out = (folder / "endpoint.out").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, str(ENDPOINT), "--host", "127.0.0.1", "--port", str(self.port),
-             "--log", str(self.pushes), *options], stdout=self.out, stderr=subprocess.STDOUT)
-        self._wait_until_it_listens()
-
-    def _wait_until_it_listens(self) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.stop()
-                pytest.fail(f"the endpoint exited: {Path(self.out.name).read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail("the endpoint did not listen within 15 s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.out.close()
+        super().__init__(folder, "push_endpoint.py", "--log", str(self.pushes), *options)
+        self.origin = self.url
+        self.start()
 
     def subscribe(self, server_key: str | None = None) -> dict[str, Any]:
         """What Ana's browser gets from pushManager.subscribe({applicationServerKey})."""
@@ -89,11 +57,6 @@ class Endpoint:
         assert answer.status_code == 200
         return answer.json()
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

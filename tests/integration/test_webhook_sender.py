@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -25,7 +23,7 @@ from cloudevents.core.formats.json import JSONFormat
 
 from services.notifications.webhooks import WebhookSender, new_secret
 from shared.contracts.cloudevents import CONTENT_TYPE, CloudEvent
-from tests.support import ROOT, free_port
+from tests.support import ROOT, LocalServer
 
 pytestmark = pytest.mark.integration
 
@@ -42,34 +40,16 @@ MESSAGE_ID = f"{EN_ROUTE.id}:sub-7"
 LOOPBACK = WebhookSender(5, allow_http=True, allow_private=True)
 
 
-class Receiver:
+class Receiver(LocalServer):
     """One webhook_receiver.py process on a free port, knowing `secrets`."""
 
     def __init__(self, folder: Path, secrets: list[str], *options: str) -> None:
-        self.port, self.journal = free_port(), folder / "received.jsonl"
-        folder.mkdir()
-        self.output = (folder / "receiver.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, str(RECEIVER), "--host", "127.0.0.1", "--port", str(self.port),
-             "--log", str(self.journal), *(f"--secret={secret}" for secret in secrets), *options],
-            stdout=self.output, stderr=subprocess.STDOUT)
-        self._wait_until_it_listens()
+        self.journal = folder / "received.jsonl"
+        super().__init__(folder, "webhook_receiver.py", "--log", str(self.journal),
+                         *(f"--secret={secret}" for secret in secrets), *options)
+        self.start()
 
-    def _wait_until_it_listens(self) -> None:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.stop()
-                pytest.fail(f"the receiver exited: {Path(self.output.name).read_text()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail("the receiver did not listen within 15 s")
-
-    def url(self, host: str = "127.0.0.1") -> str:
+    def hook_url(self, host: str = "127.0.0.1") -> str:
         return f"http://{host}:{self.port}/expediente/avisos"
 
     def received(self) -> list[dict]:
@@ -81,15 +61,6 @@ class Receiver:
         assert listing == [json.loads(line) for line in lines]
         return listing
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.output.close()
 
 
 @pytest.fixture
@@ -109,7 +80,7 @@ def test_the_municipal_system_gets_the_event_as_a_cloudevent_and_verifies_our_si
         start_receiver):
     secret = new_secret()
     receiver = start_receiver([secret])
-    outcome = LOOPBACK.post(receiver.url(), [secret], MESSAGE_ID, EN_ROUTE.to_json())
+    outcome = LOOPBACK.post(receiver.hook_url(), [secret], MESSAGE_ID, EN_ROUTE.to_json())
     assert (outcome.status, outcome.provider_id, outcome.detail) == ("sent", None, "HTTP 204")
     [got] = receiver.received()
     assert (got["verified"], got["answer"], got["webhook-id"]) == (True, 204, MESSAGE_ID)
@@ -127,7 +98,7 @@ def test_while_the_secret_is_rotated_a_receiver_still_holding_the_old_one_verifi
         start_receiver):
     old, new = new_secret(), new_secret()
     not_updated_yet = start_receiver([old])
-    outcome = LOOPBACK.post(not_updated_yet.url(), [new, old], MESSAGE_ID, EN_ROUTE.to_json())
+    outcome = LOOPBACK.post(not_updated_yet.hook_url(), [new, old], MESSAGE_ID, EN_ROUTE.to_json())
     assert outcome.status == "sent"
     assert [got["verified"] for got in not_updated_yet.received()] == [True]
 
@@ -135,7 +106,7 @@ def test_while_the_secret_is_rotated_a_receiver_still_holding_the_old_one_verifi
 def test_a_receiver_that_does_not_hold_our_secret_answers_401_and_the_delivery_is_rejected(
         start_receiver):
     receiver = start_receiver([new_secret()])
-    outcome = LOOPBACK.post(receiver.url(), [new_secret()], MESSAGE_ID, EN_ROUTE.to_json())
+    outcome = LOOPBACK.post(receiver.hook_url(), [new_secret()], MESSAGE_ID, EN_ROUTE.to_json())
     assert (outcome.status, outcome.detail) == ("rejected", "HTTP 401")
     assert [(got["verified"], got["answer"]) for got in receiver.received()] == [(False, 401)]
 
@@ -143,7 +114,7 @@ def test_a_receiver_that_does_not_hold_our_secret_answers_401_and_the_delivery_i
 def test_a_message_signed_long_ago_is_refused_by_the_receiver_as_a_replay(start_receiver):
     secret = new_secret()
     receiver = start_receiver([secret])
-    outcome = LOOPBACK.post(receiver.url(), [secret], MESSAGE_ID, EN_ROUTE.to_json(),
+    outcome = LOOPBACK.post(receiver.hook_url(), [secret], MESSAGE_ID, EN_ROUTE.to_json(),
                             timestamp=int(time.time()) - 600)
     assert (outcome.status, outcome.detail) == ("rejected", "HTTP 401")
     [got] = receiver.received()
@@ -153,9 +124,9 @@ def test_a_message_signed_long_ago_is_refused_by_the_receiver_as_a_replay(start_
 def test_a_receiver_that_fails_once_gets_the_same_message_again_and_takes_it(start_receiver):
     secret = new_secret()
     receiver = start_receiver([secret], "--fail-first", "1")
-    failed = LOOPBACK.post(receiver.url(), [secret], MESSAGE_ID, EN_ROUTE.to_json())
+    failed = LOOPBACK.post(receiver.hook_url(), [secret], MESSAGE_ID, EN_ROUTE.to_json())
     assert (failed.status, failed.detail) == ("retry", "HTTP 500")
-    taken = LOOPBACK.post(receiver.url(), [secret], MESSAGE_ID, EN_ROUTE.to_json())
+    taken = LOOPBACK.post(receiver.hook_url(), [secret], MESSAGE_ID, EN_ROUTE.to_json())
     assert taken.status == "sent"
     first, second = receiver.received()
     assert first["webhook-id"] == second["webhook-id"] == MESSAGE_ID  # it can deduplicate
@@ -166,7 +137,7 @@ def test_a_stopped_receiver_means_retry(start_receiver):
     secret = new_secret()
     receiver = start_receiver([secret])
     receiver.stop()
-    outcome = LOOPBACK.post(receiver.url(), [secret], MESSAGE_ID, EN_ROUTE.to_json())
+    outcome = LOOPBACK.post(receiver.hook_url(), [secret], MESSAGE_ID, EN_ROUTE.to_json())
     assert outcome.status == "retry" and "ConnectionError" in outcome.detail
 
 
@@ -175,7 +146,7 @@ def test_with_production_settings_a_loopback_endpoint_is_refused_without_a_reque
     secret = new_secret()
     receiver = start_receiver([secret])
     production = WebhookSender(5, allow_http=True, allow_private=False)
-    outcome = production.post(receiver.url(), [secret], MESSAGE_ID, EN_ROUTE.to_json())
+    outcome = production.post(receiver.hook_url(), [secret], MESSAGE_ID, EN_ROUTE.to_json())
     assert outcome.status == "rejected" and "loopback" in outcome.detail
     assert receiver.received() == []
 
@@ -185,7 +156,7 @@ def test_the_request_goes_to_the_address_the_name_resolved_to_and_names_the_host
     secret = new_secret()
     receiver = start_receiver([secret])
     sender = WebhookSender(5, allow_http=True, allow_private=True, resolve=resolving("127.0.0.1"))
-    outcome = sender.post(receiver.url("webhooks.lerdo.example"), [secret], MESSAGE_ID,
+    outcome = sender.post(receiver.hook_url("webhooks.lerdo.example"), [secret], MESSAGE_ID,
                           EN_ROUTE.to_json())
     assert outcome.status == "sent"
     [got] = receiver.received()
@@ -200,13 +171,13 @@ def test_when_the_first_address_of_a_name_cannot_be_connected_to_the_next_one_is
     receiver = start_receiver([secret])
     sender = WebhookSender(5, allow_http=True, allow_private=True,
                            resolve=resolving("127.0.0.2", "127.0.0.1"))
-    outcome = sender.post(receiver.url("webhooks.lerdo.example"), [secret], MESSAGE_ID,
+    outcome = sender.post(receiver.hook_url("webhooks.lerdo.example"), [secret], MESSAGE_ID,
                           EN_ROUTE.to_json())
     assert outcome.status == "sent"
     assert [got["webhook-id"] for got in receiver.received()] == [MESSAGE_ID]
     nowhere = WebhookSender(5, allow_http=True, allow_private=True,
                             resolve=resolving("127.0.0.2", "127.0.0.3"))
-    outcome = nowhere.post(receiver.url("webhooks.lerdo.example"), [secret], MESSAGE_ID,
+    outcome = nowhere.post(receiver.hook_url("webhooks.lerdo.example"), [secret], MESSAGE_ID,
                            EN_ROUTE.to_json())
     assert outcome.status == "retry"
     assert "127.0.0.2: ConnectionError" in outcome.detail
