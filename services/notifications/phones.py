@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import re
 import unicodedata
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -49,7 +50,7 @@ class BadPhone(ValueError):
     """A number no provider will ever deliver to: the delivery is rejected, not retried."""
 
 
-class _ProviderChannel:
+class _ProviderChannel(ABC):
     """One provider's API: where it is, our token and sender, and what its answers mean."""
 
     name: str
@@ -88,8 +89,9 @@ class _ProviderChannel:
                 "timeout": config.get(f"{key}_TIMEOUT") or 10,
                 "default_country": str(config.get("PHONE_DEFAULT_COUNTRY") or "52").lstrip("+")}
 
+    @abstractmethod
     def payload(self, delivery: Delivery, to: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """The JSON body the provider takes for `delivery` to the number `to` (E.164)."""
 
     def send(self, delivery: Delivery) -> Outcome:
         """POST the message once and tell what the provider made of it (module docstring)."""
