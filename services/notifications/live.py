@@ -84,9 +84,12 @@ def stream(hub: Hub, store: SqlStore, folio: str, after: int,
         yield "retry: 2000\n\n"
         last = after
         waiting: dict[int, dict[str, Any]] = {}  # heard live, after a version not yet here
+        look = True  # read the store: at the start, at a gap, and when the stream is quiet
         while True:
-            stored, last = _from_store(store, folio, last)
-            yield from stored
+            if look:
+                stored, last = _from_store(store, folio, last)
+                yield from stored
+                look = False
             while last + 1 in waiting:
                 view = waiting.pop(last + 1)
                 last += 1
@@ -95,6 +98,7 @@ def stream(hub: Hub, store: SqlStore, folio: str, after: int,
             try:
                 event = listener.get(timeout=GAP_RECHECK_SECONDS if waiting else heartbeat)
             except Empty:
+                look = True
                 if not waiting:
                     yield ": keep-alive\n\n"
                 continue
@@ -106,6 +110,7 @@ def stream(hub: Hub, store: SqlStore, folio: str, after: int,
                 yield frame(heard)
             else:
                 waiting[heard["version"]] = heard
+                look = True
     finally:
         hub.forget(folio, listener)
 
