@@ -54,7 +54,7 @@ def percent(amount: Number, pct: Number) -> Decimal:
     return cents(exact(amount, "an amount") * exact(pct, "a percentage") / HUNDRED)
 
 
-def fmt(amount: Number) -> str:
+def fmt(amount: Number | str) -> str:
     """An amount as a citizen reads it on a statement: "$1,850.50 MXN", "-$20.00 MXN".
 
     The comma groups thousands and the point marks centavos, as Mexican bills print them. Only an

@@ -105,7 +105,7 @@ def months_late(due: date, paid_on: date) -> int:
     1 from the next day up to the same day a month later (or that month's last day: Jan 31 → Feb
     28, or 29 in a leap year); 2 from the day after that; and so on."""
     months = 0
-    while paid_on > _add_months(due, months):
+    while paid_on > add_months(due, months):
         months += 1
     return months
 
@@ -171,7 +171,7 @@ def _charge(amount: Number) -> Decimal:
     return value
 
 
-def _add_months(day: date, months: int) -> date:
+def add_months(day: date, months: int) -> date:
     years, month = divmod(day.month - 1 + months, 12)
     year = day.year + years
     return date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))

@@ -56,6 +56,7 @@ class Principal:
     roles: tuple[str, ...] = ()
     crew_id: str | None = None
     department: str | None = None
+    area: str | None = None  # a billing clerk's area: predial, agua or multas
     scopes: tuple[str, ...] = ()
     name: str = ""
 
@@ -180,6 +181,7 @@ class TokenVerifier:
             roles=roles,
             crew_id=claims.get("crew_id"),
             department=claims.get("department"),
+            area=claims.get("area"),
             scopes=tuple(_words(claims.get("scope")) + _words(claims.get("scp"))),
             name=str(claims.get("name") or claims.get("preferred_username") or claims["sub"]),
         )
@@ -302,7 +304,8 @@ def requires(*roles: str, scopes: Iterable[str] = (),
 
 
 def mint_token(subject: str, roles: Iterable[str] | str | None, *, crew_id: str | None = None,
-               department: str | None = None, scopes: Iterable[str] = (),
+               department: str | None = None, area: str | None = None,
+               scopes: Iterable[str] = (),
                ttl_seconds: int = 3600, config: Mapping[str, Any] | None = None) -> str:
     """A token signed with the local HS256 key (JWT_SECRET), for the CLI, demos and tests.
 
@@ -320,7 +323,8 @@ def mint_token(subject: str, roles: Iterable[str] | str | None, *, crew_id: str 
     claims: dict[str, Any] = {"sub": subject, "iat": now, "exp": now + ttl_seconds,
                               "jti": uuid.uuid4().hex, "roles": roles}
     optional = {"iss": setting(config, "JWT_ISSUER"), "aud": setting(config, "JWT_AUDIENCE"),
-                "crew_id": crew_id, "department": department, "scope": " ".join(scopes)}
+                "crew_id": crew_id, "department": department, "area": area,
+                "scope": " ".join(scopes)}
     claims.update({key: value for key, value in optional.items() if value})
     return jwt.encode(claims, secret, algorithm="HS256")
 
@@ -335,11 +339,12 @@ def main_mint(argv: list[str] | None = None) -> int:
                         help="a role; repeat for several")
     parser.add_argument("--crew-id", help="the crew of a crew member, e.g. C-07")
     parser.add_argument("--department", help="a supervisor's department, e.g. obras")
+    parser.add_argument("--area", help="a billing clerk's area: predial, agua or multas")
     parser.add_argument("--scope", action="append", default=[], help="a scope; repeatable")
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     args = parser.parse_args(argv)
     if args.ttl <= 0:
         parser.error("--ttl must be positive")
     print(mint_token(args.sub, args.role, crew_id=args.crew_id, department=args.department,
-                     scopes=args.scope, ttl_seconds=args.ttl))
+                     area=args.area, scopes=args.scope, ttl_seconds=args.ttl))
     return 0

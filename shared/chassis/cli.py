@@ -23,7 +23,7 @@ def call(args: argparse.Namespace) -> int:
     from nameko.standalone.rpc import ClusterRpcProxy
 
     token = args.token or auth.mint_token(
-        args.sub, args.role, crew_id=args.crew_id, department=args.department
+        args.sub, args.role, crew_id=args.crew_id, department=args.department, area=args.area
     )
     params: list[Any] = [_value(a) for a in args.args]
     config = {"AMQP_URI": args.amqp_uri}
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sub", default="cli")
     p.add_argument("--crew-id")
     p.add_argument("--department")
+    p.add_argument("--area", help="a billing clerk's area: predial, agua or multas")
     p.add_argument("--token", help="use this bearer token instead of minting one")
     p.add_argument("--timeout", type=float, default=30)
     p.set_defaults(func=call)

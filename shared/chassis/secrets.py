@@ -29,6 +29,8 @@ OPEN311_DEMO_KEY = "expediente-demo-key"
 UPLOAD_TICKET_DEVELOPMENT_SECRET = "expediente-upload-tickets-dev"  # intake's photo tickets
 LINK_DEVELOPMENT_SECRET = "expediente-notification-links-dev"  # notifications' confirm/opt-out
 PROVIDER_DEVELOPMENT_TOKEN = "expediente-fake-provider"  # the local fake SMS/WhatsApp provider
+PAYMENTS_DEVELOPMENT_SECRET = "expediente-fake-payments-dev"  # the local fake payment gateway
+DOCUMENT_DEVELOPMENT_SECRET = "expediente-billing-documents-dev"  # receipts' verification codes
 # What an example file or a tutorial says to replace, refused in every setting below.
 PLACEHOLDERS = ("change-me", "changeme", "change_me", "secret", "password")
 
@@ -108,6 +110,8 @@ SECRETS: tuple[Secret, ...] = (
     Secret("SMS_API_TOKEN", (PROVIDER_DEVELOPMENT_TOKEN,)),
     Secret("WHATSAPP_API_TOKEN", (PROVIDER_DEVELOPMENT_TOKEN,)),
     Secret("SMTP_PASSWORD"),
+    Secret("PAYMENTS_SECRET", (PAYMENTS_DEVELOPMENT_SECRET,), min_length=24),
+    Secret("DOCUMENT_SECRET", (DOCUMENT_DEVELOPMENT_SECRET,), min_length=32),
     Secret("POSTGRES_PASSWORD"),
     Secret("AWS_SECRET_ACCESS_KEY"),
 )

@@ -24,11 +24,15 @@ STATUS: dict[str, int] = {
     "version_conflict": 409,       # someone else changed it meanwhile: retry on fresh state
     "already_exists": 409,         # a crew or material code (any code a client picks) is taken
     "in_progress": 409,            # the first request with this key is still being processed
+    "nothing_owed": 409,           # billing: no open charge this discount or payment applies to
+    "reference_reused": 409,       # billing: a payment reference already paid something else
+    "not_reversible": 409,         # billing: a payment not on the account, or reversed already
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "idempotency_key_reused": 422,
     "too_many_requests": 429,      # slow down: Retry-After says when to come back
     "internal": 500,               # a failure of ours; the body says only the request id
+    "bad_gateway": 502,            # a provider we called answered nonsense or refused
     "unavailable": 503,            # a dependency is down or overloaded: retry after a moment
 }
 MESSAGES: dict[str, str] = {
