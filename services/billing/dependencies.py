@@ -1,0 +1,85 @@
+"""Billing's providers: the eventsourced runtime (the application and its follower), the payment
+provider's adapter, and the store the report events' consumer writes the repair costs to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from nameko.extensions import DependencyProvider
+
+from shared.chassis.follower import LogFollower
+from shared.chassis.runtime import EventSourcedRuntime
+from shared.chassis.sqlstore import SqlStore
+
+from . import records, repaircosts
+from .application import BillingApplication
+from .provider import PaymentProvider
+from .read import BillingProjector
+
+APP_KEYS = ("TIMEZONE", "RULES_DIR")
+
+
+class Billing:
+    """What a worker gets: the application, its lists, the provider and the city's clock."""
+
+    def __init__(self, runtime: BillingRuntime) -> None:
+        self.runtime = runtime
+        self.app: BillingApplication = runtime.app
+        self.store: SqlStore = runtime.app.sql
+        self.provider: PaymentProvider = runtime.provider
+        self.timezone = runtime.timezone
+        self.config = runtime.config
+
+    def lists(self) -> BillingProjector:
+        """The lists, once they hold what was stored when the read began."""
+        self.runtime.await_projections()
+        return self.runtime.projector
+
+    def now(self) -> datetime:
+        return datetime.now(self.timezone)
+
+    def setting(self, key: str) -> str:
+        return str(self.config.get(key) or "")
+
+    def document_secret(self) -> bytes:
+        return self.setting("DOCUMENT_SECRET").encode()
+
+
+class BillingRuntime(EventSourcedRuntime):
+    """Builds the application in setup(); runs the lists' follower as a managed thread."""
+
+    application_class = BillingApplication
+    app_keys = APP_KEYS
+
+    def setup(self) -> None:
+        super().setup()
+        records.prepare(self.app.sql)
+        repaircosts.prepare(self.app.sql)
+        self.timezone = ZoneInfo(str(self.config.get("TIMEZONE") or "America/Mexico_City"))
+        self.provider = PaymentProvider(
+            str(self.config.get("PAYMENTS_URL") or "http://127.0.0.1:8090"),
+            str(self.config.get("PAYMENTS_SECRET") or ""),
+            timeout=float(self.config.get("PAYMENTS_TIMEOUT") or 10))
+
+    def projections(self, app: BillingApplication, options: dict[str, Any]) -> list[LogFollower]:
+        self.projector = BillingProjector(app, **options)
+        return [cast(LogFollower, self.projector.follower)]
+
+    def get_dependency(self, worker_ctx: Any) -> Billing:
+        return Billing(self)
+
+
+class ViewStore(DependencyProvider):
+    """The SqlStore billing's application uses, for the report events' consumer: the repair
+    costs live beside the accounts (one store, also in a test's memory)."""
+
+    store: SqlStore | None = None
+
+    def get_dependency(self, worker_ctx: Any) -> SqlStore:
+        if self.store is None:  # found once: the runtime builds its app in its own setup()
+            runtime = next(dependency for dependency in self.container.dependencies
+                           if isinstance(dependency, BillingRuntime))
+            self.store = runtime.app.sql
+        return self.store
