@@ -11,11 +11,12 @@ import json  # noqa: E402
 import os  # noqa: E402
 import urllib.request  # noqa: E402
 import uuid  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
-from deploy.local import demo_crews  # noqa: E402
+from deploy.local import demo_billing, demo_crews  # noqa: E402
 from shared.chassis.auth import mint_token  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +24,7 @@ MARKER = Path(os.environ.get("DEMO_MARKER") or ROOT / "var" / "demo-loaded")
 CONFIG = {"AMQP_URI": os.environ.get("AMQP_URI", "amqp://guest:guest@127.0.0.1:5672//")}
 
 INTAKE = os.environ.get("INTAKE_URL", "http://127.0.0.1:8000")
+CREWS = os.environ.get("CREWS_URL", "http://127.0.0.1:8002")
 # (door, body): reports come in through intake, as citizens and operators send them.
 REPORTS = [
     ("/staff/reports", {"channel": "phone_070", "service_code": "bache",
@@ -55,6 +57,19 @@ def submit(door: str, body: dict) -> str:
         return json.loads(response.read())["folio"]
 
 
+def field_step(folio: str, step: dict) -> None:
+    """A step as the crew's phone sends it to crews (materials are priced there, from the
+    catalog: billing costs the repair from that price)."""
+    token = mint_token("demo-crew", ("crew",), crew_id="C-01")
+    body = {"step_id": str(uuid.uuid4()), "occurred_at": datetime.now(UTC).isoformat(),
+            **step}
+    request = urllib.request.Request(
+        f"{CREWS}/field/reports/{folio}/steps", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+
+
 def as_role(role: str, **claims: str) -> ClusterRpcProxy:
     token = mint_token(f"demo-{role}", (role,), **claims)
     return ClusterRpcProxy(CONFIG, context_data={"authorization": f"Bearer {token}"}, timeout=30)
@@ -64,6 +79,9 @@ def main() -> None:
     crews = demo_crews.seed()
     if crews:
         print(f"demo crews: {crews} (C-01 … C-40), and the materials catalog")
+    accounts = demo_billing.seed(CONFIG)
+    if accounts:
+        print(f"demo accounts: {', '.join(accounts)}")
     if MARKER.exists():
         print(f"demo data already loaded: {MARKER.read_text().strip()}")
         return
@@ -74,13 +92,10 @@ def main() -> None:
         rpc.tracking.run_command("assign", pothole, {"crew_id": "C-01"})
     with as_role("supervisor", department="servicios_publicos") as rpc:
         rpc.tracking.run_command("assign", light, {"crew_id": "C-02"})
-    with as_role("crew", crew_id="C-01") as rpc:
-        for step in ("dispatch_crew", "set_en_route", "arrive"):
-            rpc.tracking.run_command(step, pothole, {})
-        rpc.tracking.run_command("log_materials", pothole, {
-            "items": [{"code": "MEZ-ASF", "quantity": 0.5, "unit": "m3",
-                       "description": "Mezcla asfáltica en frío"}]})
-        rpc.tracking.run_command("complete_work", pothole, {"notes": "Bache rellenado"})
+    for step in ("dispatched", "en_route", "arrived"):
+        field_step(pothole, {"step": step})
+    field_step(pothole, {"step": "materials", "items": [{"code": "MEZ-ASF", "quantity": "0.5"}]})
+    field_step(pothole, {"step": "work_completed", "notes": "Bache rellenado"})
     with as_role("supervisor") as rpc:
         rpc.tracking.run_command("close_report", pothole, {"resolution": "fixed"})
     MARKER.write_text(" ".join(folios) + "\n")

@@ -29,7 +29,8 @@ from shared.chassis.launcher import (  # noqa: E402
 VENV_BIN = ROOT / ".venv" / "bin"
 
 # (service, HTTP port) — later services join this list as they are built.
-SERVICES = [(name, PORTS[name]) for name in ("intake", "tracking", "crews", "notifications")]
+SERVICES = [(name, PORTS[name])
+            for name in ("intake", "tracking", "crews", "notifications", "billing")]
 LOOPBACK = ("127.", "localhost:", "[::1]:")
 
 
@@ -49,6 +50,9 @@ def service_env() -> dict[str, str]:
     env.setdefault("STATUS_PAGE_URL", f"http://127.0.0.1:{PORTS['tracking']}/seguimiento")
     env.setdefault("NOTIFICATIONS_URL", f"http://127.0.0.1:{PORTS['notifications']}")
     env.setdefault("NOTIFICATIONS_PUBLIC_URL", f"http://127.0.0.1:{PORTS['notifications']}")
+    env.setdefault("BILLING_PUBLIC_URL", f"http://127.0.0.1:{PORTS['billing']}")
+    for key, value in stand_ins.payments_env().items():
+        env.setdefault(key, value)
     return env
 
 
@@ -109,6 +113,13 @@ def print_urls(env: dict[str, str]) -> None:
     print("  status page    http://127.0.0.1:8001/seguimiento/<folio>")
     print("  Open311        http://127.0.0.1:8000/open311/v2/discovery.json"
           "   (api_key=expediente-demo-key)")
+    print("\nPaying predial, water and fines (billing, :8004; the card gateway is a local fake):")
+    print("  pay            http://127.0.0.1:8004/pagos   (predial 14-001-0123-045, verificador "
+          "7391;")
+    print("                 agua AG-004512, 5521; multa M-2026-000123, placa UQR123A)")
+    print("  card gateway   http://127.0.0.1:8030/_checkouts  (the fake: every checkout and "
+          "callback)")
+    print("  repair costs   http://127.0.0.1:8004/costs?by=department  (supervisor token)")
     print("\nFor supervisors and crews (bearer token: .venv/bin/expediente mint-token):")
     print("  crews          http://127.0.0.1:8002/crews      (40 demo crews)")
     print("  materials      http://127.0.0.1:8002/materials  (the catalog, with prices)")
@@ -133,7 +144,8 @@ def print_urls(env: dict[str, str]) -> None:
         print("\nOnly this machine can reach them (the development secrets are public). To listen "
               "on every interface,\ne.g. for a demo on a trusted network: "
               "INTAKE_HTTP_ADDRESS=0.0.0.0:8000 TRACKING_HTTP_ADDRESS=0.0.0.0:8001 "
-              "CREWS_HTTP_ADDRESS=0.0.0.0:8002 NOTIFICATIONS_HTTP_ADDRESS=0.0.0.0:8003 make run")
+              "CREWS_HTTP_ADDRESS=0.0.0.0:8002 NOTIFICATIONS_HTTP_ADDRESS=0.0.0.0:8003 "
+              "BILLING_HTTP_ADDRESS=0.0.0.0:8004 make run")
     print("\nTry (the CLI signs development tokens in development mode only):")
     print("  export EXPEDIENTE_ENV=development")
     print("  .venv/bin/expediente call tracking search_reports '{}' --role supervisor")

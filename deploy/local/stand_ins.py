@@ -1,6 +1,7 @@
-"""The world notifications talks to, on this machine, for `make run`: the SMTP sink (mail lands in
-var/mail as .eml files), the fake SMS and WhatsApp provider, the push service, and a municipal
-system's webhook receiver. Each is its own process; `stop` ends them all."""
+"""The world notifications and billing talk to, on this machine, for `make run`: the SMTP sink
+(mail lands in var/mail as .eml files), the fake SMS and WhatsApp provider, the push service, a
+municipal system's webhook receiver, and the card payment gateway. Each is its own process;
+`stop` ends them all."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from pathlib import Path
 
 from services.notifications.webpush import generate_private_key
 from shared.chassis.auth import mint_token
-from shared.chassis.secrets import PROVIDER_DEVELOPMENT_TOKEN
+from shared.chassis.secrets import PAYMENTS_DEVELOPMENT_SECRET, PROVIDER_DEVELOPMENT_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
 VAR = ROOT / "var"
-PORTS = {"smtp": 2525, "provider": 8025, "push": 8089, "webhook": 8099}
+PORTS = {"smtp": 2525, "provider": 8025, "push": 8089, "webhook": 8099, "payments": 8030}
 WEBHOOK_URL = f"http://127.0.0.1:{PORTS['webhook']}/hook"
 
 
@@ -39,6 +40,12 @@ def notification_env() -> dict[str, str]:
             "WEBHOOK_ALLOW_HTTP": "true", "WEBHOOK_ALLOW_PRIVATE": "true"}
 
 
+def payments_env() -> dict[str, str]:
+    """Billing's settings for the local card gateway (the environment may override each)."""
+    return {"PAYMENTS_URL": f"http://127.0.0.1:{PORTS['payments']}",
+            "PAYMENTS_SECRET": PAYMENTS_DEVELOPMENT_SECRET}
+
+
 def _start(script: str, *options: str, port: int) -> subprocess.Popen[bytes]:
     log = (VAR / f"{Path(script).stem}.log").open("ab")
     process = subprocess.Popen([sys.executable, str(LOCAL / script), "--host", "127.0.0.1",
@@ -53,7 +60,9 @@ def start() -> list[subprocess.Popen[bytes]]:
     return [_start("smtp_sink.py", "--maildir", str(VAR / "mail"), port=PORTS["smtp"]),
             _start("fake_provider.py", "--token", PROVIDER_DEVELOPMENT_TOKEN, "--log",
                    str(VAR / "provider.jsonl"), port=PORTS["provider"]),
-            _start("push_endpoint.py", "--log", str(VAR / "push.jsonl"), port=PORTS["push"])]
+            _start("push_endpoint.py", "--log", str(VAR / "push.jsonl"), port=PORTS["push"]),
+            _start("fake_payments.py", "--secret", PAYMENTS_DEVELOPMENT_SECRET, "--log",
+                   str(VAR / "payments.jsonl"), port=PORTS["payments"])]
 
 
 def start_webhook_receiver(notifications_url: str) -> subprocess.Popen[bytes] | None:
