@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test bench bench-intake bench-crews bench-notifications lint clean
+.PHONY: install run test bench bench-intake bench-crews bench-notifications bench-billing lint clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ bench-crews: install
 bench-notifications: install
 	bash deploy/local/ensure-infra.sh
 	PSYCOPG_WAIT_FUNC=wait_select $(PY) -m bench.bench_notifications
+
+bench-billing: install
+	bash deploy/local/ensure-infra.sh
+	PSYCOPG_WAIT_FUNC=wait_select $(PY) -m bench.bench_billing
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import eventlet
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates
 from werkzeug.wrappers import Request, Response
 
 from shared.chassis.answers import json_response, read_json
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 TREASURY = ("system",)  # and admin: the bank file, the batches, the reconciliation
 JSON = {"application/json": None}
 MAX_CHUNK = 1000
+LAST_LINE = 2**31 - 1  # a line number the rejects' table holds
+APPLIERS = 8  # bank rows applied at once (each its own transaction)
 SENDERS = 8  # statements rendered and handed to notifications at once in a batch
 NEW_ACCOUNT, READING, ASSESS, BATCH, ACCOUNT_PATH, BANK_ROW = (
     NewAccountSchema(), ReadingSchema(), AssessSchema(), StatementBatchSchema(), AccountPath(),
@@ -62,6 +64,15 @@ class ImportChunk(Schema):
     rows_total = fields.Integer(required=True, strict=True, validate=validate.Range(0, 200000))
     first_row = fields.Integer(required=True, strict=True, validate=validate.Range(0, 200000))
     rows = fields.List(fields.Dict(), required=True, validate=validate.Length(max=MAX_CHUNK))
+
+    @validates("rows")
+    def numbered(self, rows: list[dict[str, Any]], **_: Any) -> None:
+        """Each row names its line in the file: a rejected row is kept (and reported) by it."""
+        unnumbered = {index: {"row": ["the row's line number in the file, an integer from 2"]}
+                      for index, row in enumerate(rows)
+                      if type(row.get("row")) is not int or not 2 <= row["row"] <= LAST_LINE}
+        if unnumbered:
+            raise ValidationError(unnumbered)
 
 
 class VerifyQuery(Schema):
@@ -90,6 +101,8 @@ class TreasuryDoors:
         "semaforo_rojo", "ticket_on": "2026-11-30"})` -> the statement. A clerk of the area."""
         data = NEW_ACCOUNT.load(account)
         principal = clerk_of(self.auth, data["kind"])
+        if data["ticket_on"] and data["ticket_on"] > self.billing.now().date():
+            raise ValidationError({"ticket_on": ["a ticket is not dated after today"]})
         details = {name: str(data[name]) for name in (
             "cadastral_value", "initial_reading", "plate", "offence", "ticket_on")
             if data.get(name) is not None}
@@ -136,7 +149,7 @@ class TreasuryDoors:
     @api(body=AssessSchema, answers={200: JSON}, auth=(BEARER,), errors=(404, 409))
     @http_errors
     def http_assess_predial(self, request: Request, key: str) -> Response:
-        return json_response(self.assess_predial(key, read_json(request).get("year")))
+        return json_response(self.assess_predial(key, ASSESS.load(read_json(request))["year"]))
 
     # ---- the bank's file -------------------------------------------------------------------------
 
@@ -162,8 +175,9 @@ class TreasuryDoors:
             raise ValidationError({"first_row": [f"this file got to row {done}: resume there"]})
         counts = {"applied": 0, "duplicates": 0}
         rejects: list[dict[str, Any]] = []
-        for raw in data["rows"]:
-            outcome = self._bank_row(raw)
+        # Rows side by side: most pay different accounts; two on one account take turns (a
+        # version conflict retries), and a reference twice in the file lands once.
+        for outcome in eventlet.GreenPool(APPLIERS).imap(self._bank_row, data["rows"]):
             if isinstance(outcome, str):
                 counts[outcome] += 1
             else:
@@ -179,8 +193,9 @@ class TreasuryDoors:
         number = raw.get("row") if isinstance(raw.get("row"), int) else None
         try:
             row = BANK_ROW.load(raw)
-        except ValidationError as error:
-            return {"row": number, "error": reason(error)}
+        except ValidationError as error:  # a column's name is the bank's text: NUL escaped
+            return {"row": number, "error": "".join(
+                c if c.isprintable() else repr(c)[1:-1] for c in reason(error))}
         billing = self.billing
         paid_at = datetime.combine(row["paid_on"], time(12), billing.timezone)
         try:

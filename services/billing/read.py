@@ -18,6 +18,7 @@ from shared.chassis.tables import create_missing
 
 from .domainmodel import ZERO, Account
 
+ACCOUNT_TOPIC = f"{Account.__module__}:{Account.__qualname__}."
 DDL = {
     "billing_accounts": "CREATE TABLE IF NOT EXISTS billing_accounts (kind TEXT NOT NULL,"
     " key TEXT NOT NULL, balance TEXT NOT NULL, version INTEGER NOT NULL,"
@@ -42,17 +43,22 @@ class BillingProjector(Handler):
                          if app is not None else None)
 
     def handle(self, tx: Tx, notifications: Sequence[Any]) -> None:
-        changed = dict.fromkeys(n.originator_id for n in notifications)  # in log order, once
-        for originator_id in changed:
+        changed: dict[Any, list[Any]] = {}  # in log order, once: each account, its payments
+        for notification in notifications:
+            if not notification.topic.startswith(ACCOUNT_TOPIC):
+                continue  # a payment reference: its account's events say it all
+            payments = changed.setdefault(notification.originator_id, [])
+            if notification.topic.endswith((".PaymentReceived", ".PaymentReversed")):
+                payments.append(self.app.mapper.to_domain_event(notification))
+        for originator_id, payments in changed.items():
             account = self.app.repository.get(originator_id)
-            if not isinstance(account, Account):
-                continue  # a payment reference: its account's row says it all
             tx.execute("INSERT INTO billing_accounts (kind, key, balance, version) VALUES "
                        "(%s, %s, %s, %s) ON CONFLICT (kind, key) DO UPDATE SET "
                        "balance = excluded.balance, version = excluded.version "
                        "WHERE billing_accounts.version < excluded.version",
                        (account.kind, account.key, str(account.balance), account.version))
-            for payment in account.payments.values():
+            for event in payments:
+                payment = account.payments[event.reference]
                 tx.execute("INSERT INTO billing_payments (reference, kind, key, channel, amount,"
                            " paid_on, reversed) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                            "ON CONFLICT (reference) DO UPDATE SET reversed = excluded.reversed",
