@@ -26,7 +26,7 @@ from . import accountview, documents, records
 from . import metrics as figures
 from .application import AccountNotFound
 from .dependencies import Billing
-from .domainmodel import Account
+from .domainmodel import REFERENCE, Account
 from .errors import html_errors, http_errors
 from .pages import HTML, page
 from .provider import BadCallback
@@ -90,7 +90,7 @@ class CitizenDoors:
         `url`, the provider's payment page. Without "amount", what settles the account today."""
         data = CHECKOUT.load(read_json(request))
         account = self._opened(kind, key, {"check": data["check"]})
-        return json_response(self._checkout(account, data["amount"]), 201)
+        return json_response(self._checkout(account, data["amount"], data["check"]), 201)
 
     @http("GET", "/api/cuentas/<string:kind>/<string:key>/estado.pdf")
     @api(query=CheckQuery, answers={200: PDF}, errors=(404,))
@@ -181,16 +181,23 @@ class CitizenDoors:
     @html_errors
     def return_page(self, request: Request) -> Response:
         """Where the provider sends the citizen back: what billing knows of the payment."""
-        reference = RETURN.load(request.args)["reference"]
-        found = records.checkout(self.billing.store, reference)
+        data = RETURN.load(request.args)
+        found = records.checkout(self.billing.store, data["reference"])
         status = found["status"] if found else "unknown"
         text = {"approved": "Tu pago quedó registrado. Gracias.",
                 "declined": "El banco rechazó el pago; no se hizo ningún cargo a tu cuenta.",
                 }.get(status, "Estamos esperando la confirmación del banco. Vuelve a consultar "
                               "tu cuenta en unos minutos.")
+        receipt = back = None
+        if found and data["check"] and self._check_matches(found, data["check"]):
+            query = urlencode({"check": data["check"]})
+            back = "/pagos/cuenta?" + urlencode({"kind": found["kind"], "key": found["key"],
+                                                 "check": data["check"]})
+            if status == "approved":
+                receipt = f"/api/pagos/{data['reference']}/recibo.pdf?{query}"
         return self._page("message.html", title="Pago", text=text,
                           tone="ok" if status == "approved" else "error",
-                          receipt_url=None, back_url="/pagos")
+                          receipt_url=receipt, back_url=back)
 
     @http("POST", "/pagos/cuenta/enviar", html=True, max_body=2048)
     @api(form=SendForm, answers={200: HTML, 404: HTML})
@@ -210,6 +217,12 @@ class CitizenDoors:
 
     def _page(self, name: str, answer: int = 200, **context: Any) -> Response:
         return page(name, self.billing.setting("PAYMENTS_URL"), answer, **context)
+
+    def _check_matches(self, checkout: dict[str, Any], check: str) -> bool:
+        try:
+            return self.billing.app.look_up(checkout["kind"], checkout["key"], check) is not None
+        except AccountNotFound:
+            return False
 
     def _opened(self, kind: str, key: str, query: Any) -> Account:
         path = ACCOUNT_PATH.load({"kind": kind, "key": key})
@@ -233,8 +246,7 @@ class CitizenDoors:
         return accountview.receipt(applied, self.billing.document_secret(),
                                    self.billing.setting("PUBLIC_URL"))
 
-    def _checkout(self, account: Account, amount: Any, check: str | None = None
-                  ) -> dict[str, Any]:
+    def _checkout(self, account: Account, amount: Any, check: str) -> dict[str, Any]:
         billing = self.billing
         owed = billing.app.quote(account, billing.now().date())
         amount = amount or owed.total
@@ -246,7 +258,8 @@ class CitizenDoors:
         public = billing.setting("PUBLIC_URL")
         started = billing.provider.start(
             reference, amount, f"{account.kind} {account.key}",
-            f"{public}/pagos/retorno", f"{billing.setting('CALLBACK_URL') or public}"
+            f"{public}/pagos/retorno?" + urlencode({"check": check}),
+            f"{billing.setting('CALLBACK_URL') or public}"
             "/payments/callback")
         records.started(billing.store, reference, started.id, started.url)
         return {"reference": reference, "url": started.url, "amount": str(amount)}
@@ -261,7 +274,8 @@ class CitizenDoors:
 
 def settle_checkout(billing: Billing, word: Any) -> dict[str, Any]:
     """Apply the provider's word on a checkout (a callback, or its status asked later)."""
-    found = records.checkout(billing.store, word.reference)
+    found = (records.checkout(billing.store, word.reference)
+             if REFERENCE.fullmatch(word.reference) else None)  # never ours: no NUL to the store
     if found is None:
         raise AccountNotFound(f"no checkout {word.reference}")
     if str(word.amount) != found["amount"]:

@@ -31,10 +31,14 @@ class Amount(fields.Field[Decimal]):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         if not isinstance(value, str):
             raise ValidationError("an amount is written as a string, e.g. \"1275.00\"")
+        if not value.isascii():  # money.parse's \d would read other scripts' digits
+            raise ValidationError("an amount is written with the digits 0-9, e.g. \"1275.00\"")
         try:
             amount = money.parse(value)
         except (ValueError, TypeError) as error:
             raise ValidationError(str(error)) from None
+        except ArithmeticError:  # more digits than a Decimal holds: far beyond MAX_AMOUNT
+            amount = MAX_AMOUNT + 1
         if amount <= 0 or amount > MAX_AMOUNT:
             raise ValidationError(f"an amount is more than 0 and at most {MAX_AMOUNT}")
         return amount
@@ -129,15 +133,20 @@ class AssessSchema(Schema):
 
 
 class CallbackQuery(Schema):
+    """Where the provider sends the citizen back: the payment's reference and its word."""
+
     reference = Line(64, required=True, validate=REFERENCE_PATTERN)
     status = Line(20, load_default=None)
+    check = Line(16, load_default=None, validate=CHECK)
 
 
 class StatementBatchSchema(Schema):
     period = Line(7, required=True, validate=pattern(r"^20[0-9]{2}-(0[1-9]|1[0-2])$",
                                                      "a month, e.g. 2026-12"))
     kind = one_of(KINDS, load_default=None)
-    start_after = Line(64, load_default=None)
+    start_after = Line(64, load_default=None, validate=pattern(
+        r"^(predial|agua|multas):[A-Za-z0-9-]{1,32}$", "where a batch got to, e.g. "
+        "agua:AG-004512"))
     limit = fields.Integer(load_default=100, strict=True, validate=validate.Range(1, 1000))
 
 
