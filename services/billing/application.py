@@ -40,7 +40,9 @@ from .domainmodel import (
 )
 from .quote import Quote, quote
 
-MAX_CONFLICT_RETRIES = 10  # each round one writer wins: ten writers at once all get in
+# Each round one writer wins, so N writers at once need N rounds: two replicas' bank appliers
+# (8 each), the window and online callbacks on one account must all get in.
+MAX_CONFLICT_RETRIES = 32
 
 
 class AccountNotFound(LookupError):
@@ -226,11 +228,14 @@ class BillingApplication(Application[UUID]):
             authorization: str | None = None) -> Applied:
         """Apply a payment once: the surcharges due that day, the early discounts if it settles
         the account, then the payment. The same reference again answers the first payment."""
-        for _ in range(MAX_CONFLICT_RETRIES):
-            first = self._already_paid(reference, kind, key, amount)
-            if first is not None:
-                return first
+        for attempt in range(MAX_CONFLICT_RETRIES):
             account = self.account(kind, key)
+            # A reference is looked up only when it may be taken: it is on this account, or a
+            # save failed (the reference's stream was there, or the account moved meanwhile).
+            if attempt or reference in account.payments:
+                first = self._already_paid(reference, kind, key, amount)
+                if first is not None:
+                    return first
             today = paid_at.date()
             owed = self.quote(account, today)
             for surcharge in owed.surcharges:

@@ -90,6 +90,7 @@ class Charge:
     surcharges: Decimal = ZERO
     paid: Decimal = ZERO
     surcharge_months: int = 0  # how many months of surcharge are applied already
+    credited: Decimal = ZERO  # of `paid`, what an earlier overpayment settled
 
     @property
     def owed(self) -> Decimal:
@@ -174,6 +175,7 @@ class Account(Aggregate):
         if self.credit > 0:  # an earlier overpayment settles what it can of the new charge
             taken = min(self.credit, charge.owed)
             charge.paid += taken
+            charge.credited += taken
             self.credit -= taken
 
     def record_reading(self, read_on: date, reading: Decimal) -> Decimal:
@@ -210,7 +212,7 @@ class Account(Aggregate):
                     rules_version: int) -> None:
         self.charges[charge_id].discounts += amount
         self._line(on, "discount", concept, self.charges[charge_id].period, -amount,
-                   charge_id=charge_id, with_payment=with_payment)
+                   charge_id=charge_id, with_payment=with_payment, reason=reason)
 
     def surcharge(self, charge_id: str, months: int, amount: Decimal, on: date,
                   rules_version: int) -> None:
@@ -282,11 +284,22 @@ class Account(Aggregate):
             for charge in sorted(self.charges.values(), key=lambda c: c.due, reverse=True):
                 back = min(-self.credit, charge.paid)
                 charge.paid -= back
+                charge.credited = max(ZERO, charge.credited - back)
                 self.credit += back
         for charge_id, part in payment.discount_by_charge.items():
             self.charges[charge_id].discounts -= part  # the early discount needed this payment
+        for charge in self.open_charges():  # a credit left by another payment settles them again
+            taken = min(self.credit, charge.owed)
+            if taken <= 0:
+                break
+            charge.paid += taken
+            charge.credited += taken
+            self.credit -= taken
         self._line(on, "reversal", f"Pago {reference} cancelado: {reason}", "",
-                   payment.amount + payment.discount, reference=reference)
+                   payment.amount, reference=reference)
+        if payment.discount:  # earned by settling in full: gone with the payment
+            self._line(on, "discount", f"Descuento retirado (pago {reference} cancelado)", "",
+                       payment.discount, reference=reference)
 
     # ---- statements ------------------------------------------------------------------------------
 

@@ -90,8 +90,8 @@ def _surcharge(found: rules.Rules, charge: Charge, today: date) -> Surcharge | N
 def _discount(kind: str, found: rules.Rules, charge: Charge, today: date
               ) -> tuple[Discount, date] | None:
     """The early discount the charge earns if paid in full today, and its last day."""
-    if charge.paid > 0 or charge.surcharges > 0:
-        return None  # a charge paid in part, or late, has no early discount left
+    if charge.paid > charge.credited or charge.surcharges > 0:
+        return None  # a charge paid in part (beyond an earlier credit), or late, has none left
     base = charge.amount - charge.discounts  # after a clerk's discount
     if isinstance(found, rules.PredialRules):
         step = next((s for s in found.early_discounts if today <= s.until), None)
