@@ -1,5 +1,5 @@
 """Demo accounts for `make run`, opened as the area's clerks would: a predial account in its
-January early-payment discount (the 2027 levy, 15 % until January 31), a water contract with two
+January early-payment discount (next year's levy, 15 % until January 31), a water contract with two
 months of meter readings, and an unpaid traffic fine inside its prompt-payment window. Each is
 opened once (a second run finds them there)."""
 
@@ -11,6 +11,7 @@ from typing import Any
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from services.billing.rulesfile import RULES
 from shared.chassis.auth import mint_token
 
 PREDIAL = {"kind": "predial", "key": "14-001-0123-045", "check": "7391",
@@ -35,7 +36,7 @@ def seed(config: dict[str, Any], today: date | None = None) -> list[str]:
     opened = []
     with clerk(config, "predial") as rpc:
         if _open(rpc, PREDIAL):
-            rpc.billing.assess_predial(PREDIAL["key"], 2027)
+            rpc.billing.assess_predial(PREDIAL["key"], levy_year(today))
             opened.append(f"predial {PREDIAL['key']} (verificador {PREDIAL['check']})")
     with clerk(config, "agua") as rpc:
         if _open(rpc, {**WATER, "opened_on": (today - timedelta(days=70)).isoformat()}):
@@ -48,6 +49,14 @@ def seed(config: dict[str, Any], today: date | None = None) -> list[str]:
         if _open(rpc, {**FINE, "ticket_on": (today - timedelta(days=3)).isoformat()}):
             opened.append(f"multa {FINE['key']} (placa {FINE['check']})")
     return opened
+
+
+def levy_year(today: date) -> int:
+    """The year whose January discount is next (this one in January), if its rules are there;
+    else the latest year an admin has written rules for."""
+    year = today.year if today.month == 1 else today.year + 1
+    written = sorted(int(path.stem.rsplit("-", 1)[1]) for path in RULES.glob("predial-*.yaml"))
+    return year if year in written else written[-1]
 
 
 def _open(rpc: Any, account: dict[str, Any]) -> bool:

@@ -22,8 +22,9 @@ def account_header(account: Account) -> dict[str, Any]:
 
 
 def statement(account: Account, owed: Quote, issued_at: datetime, secret: bytes,
-              public_url: str) -> dict[str, Any]:
-    """The statement as of `owed.as_of`: every line, the totals, and what to pay today.
+              public_url: str, period: str | None = None) -> dict[str, Any]:
+    """The statement as of `owed.as_of`: every line, the totals, and what to pay today;
+    numbered by `period` (a month's batch), else by the month of `owed.as_of`.
 
     Its balance is the sum of its lines, and the totals add up to it (a test keeps it so)."""
     totals = dict.fromkeys(("charges", "discounts", "surcharges", "payments"), ZERO)
@@ -34,7 +35,7 @@ def statement(account: Account, owed: Quote, issued_at: datetime, secret: bytes,
                       "concept": line["concept"], "period": line["period"],
                       "amount": str(line["amount"])})
     balance = sum(totals.values(), ZERO)
-    period = f"{owed.as_of.year}-{owed.as_of.month:02d}"
+    period = period or f"{owed.as_of.year}-{owed.as_of.month:02d}"
     number = statement_number(account.kind, account.key, period)
     code = verification_code(secret, "statement", number, str(balance), owed.as_of.isoformat())
     return {

@@ -110,7 +110,7 @@ class TreasuryDoors:
             data["kind"], data["key"], data["check"].upper(), data["holder"],
             data["description"], details, data["opened_on"] or self.billing.now().date(),
             actor(principal))
-        return self._statement(opened)
+        return self._issued_statement(opened)
 
     @rpc(errors=ERRORS)
     def assess_predial(self, key: str, year: int) -> dict[str, Any]:
@@ -120,7 +120,7 @@ class TreasuryDoors:
         data = ASSESS.load({"year": year})
         account = self.billing.app.assess_predial(path["key"], data["year"],
                                                   self.billing.now().date())
-        return self._statement(account)
+        return self._issued_statement(account)
 
     @rpc(errors=ERRORS)
     def record_reading(self, key: str, reading: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +131,7 @@ class TreasuryDoors:
         data = READING.load(reading)
         account = self.billing.app.record_reading(path["key"], data["read_on"],
                                                   Decimal(data["reading"]))
-        return self._statement(account)
+        return self._issued_statement(account)
 
     @http("POST", "/cuentas", max_body=4096)
     @api(body=NewAccountSchema, answers={201: JSON}, auth=(BEARER,), errors=(409,))
@@ -250,7 +250,8 @@ class TreasuryDoors:
             contact = records.contact(billing.store, kind, key)
             if contact is None:
                 return "skipped"
-            statement = self._statement(account)
+            statement = self._issued_statement(account, period)
+            # Sent once per the batch's period: the period's statement is one reference.
             send_statement(billing, self.notifications, account, statement, contact,
                            f"statement:{statement['number']}")
             return "sent"
@@ -291,18 +292,21 @@ class TreasuryDoors:
                                               days["until"].isoformat())
 
     @http("GET", "/verificar", html=True)
-    @api(query=VerifyQuery, answers={200: {"text/html": None}})
+    @api(query=VerifyQuery, answers={200: {"text/html": None}, 400: {"text/html": None}})
     @http_errors
     def verify_page(self, request: Request) -> Response:
         """Is this printed receipt real? The reference and the code on it, checked again."""
+        answer = 200
         try:
             data = VERIFY.load(request.args)
             valid, what = self._verify(data)
-        except (ValidationError, AccountNotFound, ValueError):
+        except ValidationError:  # no code ever printed looks like that: the same page, a 400
+            valid, what, answer = False, "", 400
+        except (AccountNotFound, ValueError):
             valid, what = False, ""
         text = (f"Documento válido: {what}." if valid else
                 "Este código no corresponde a ningún documento de la Tesorería.")
-        return page("message.html", self.billing.setting("PAYMENTS_URL"),
+        return page("message.html", self.billing.setting("PAYMENTS_URL"), answer,
                     title="Verificación de documentos", text=text,
                     tone="ok" if valid else "error", receipt_url=None, back_url=None)
 
@@ -315,8 +319,9 @@ class TreasuryDoors:
                        f"a la cuenta {receipt['account']['key']}"
                        + (" (pago cancelado después)" if receipt["reversed"] else ""))
 
-    def _statement(self, account: Any) -> dict[str, Any]:
+    def _issued_statement(self, account: Any, period: str | None = None) -> dict[str, Any]:
         billing = self.billing
         now = billing.now()
         return accountview.statement(account, billing.app.quote(account, now.date()), now,
-                                     billing.document_secret(), billing.setting("PUBLIC_URL"))
+                                     billing.document_secret(), billing.setting("PUBLIC_URL"),
+                                     period)

@@ -74,7 +74,8 @@ class CitizenDoors:
     # ---- JSON ------------------------------------------------------------------------------------
 
     @http("GET", "/api/cuentas/<string:kind>/<string:key>")
-    @api(query=CheckQuery, answers={200: {"application/json": None}}, errors=(404,))
+    @api(path=AccountPath, query=CheckQuery, answers={200: {"application/json": None}},
+         errors=(404,))
     @http_errors
     def http_statement(self, request: Request, kind: str, key: str) -> Response:
         """GET /api/cuentas/predial/14-001-0123-045?check=7391 -> the statement: lines, totals,
@@ -83,7 +84,8 @@ class CitizenDoors:
         return json_response(self._statement(account))
 
     @http("POST", "/api/cuentas/<string:kind>/<string:key>/pago", max_body=2048)
-    @api(body=CheckoutSchema, answers={201: {"application/json": None}}, errors=(404, 409, 502))
+    @api(path=AccountPath, body=CheckoutSchema, answers={201: {"application/json": None}},
+         errors=(404, 409, 502))
     @http_errors
     def http_checkout(self, request: Request, kind: str, key: str) -> Response:
         """POST {"check": "7391"} -> 201 {"reference", "url", "amount"}: send the citizen to
@@ -93,7 +95,7 @@ class CitizenDoors:
         return json_response(self._checkout(account, data["amount"], data["check"]), 201)
 
     @http("GET", "/api/cuentas/<string:kind>/<string:key>/estado.pdf")
-    @api(query=CheckQuery, answers={200: PDF}, errors=(404,))
+    @api(path=AccountPath, query=CheckQuery, answers={200: PDF}, errors=(404,))
     @http_errors
     def http_statement_pdf(self, request: Request, kind: str, key: str) -> Response:
         """The statement as a PDF, with its verification code."""
@@ -121,7 +123,8 @@ class CitizenDoors:
         return json_response(self._receipt(reference, CHECK.load(request.args)["check"]))
 
     @http("POST", "/api/cuentas/<string:kind>/<string:key>/envio", max_body=2048)
-    @api(body=SendStatementSchema, answers={202: {"application/json": None}}, errors=(404,))
+    @api(path=AccountPath, body=SendStatementSchema, answers={202: {"application/json": None}},
+         errors=(404,))
     @http_errors
     def http_send_statement(self, request: Request, kind: str, key: str) -> Response:
         """POST {"check", "channel": "email", "email": "ana@example.com"} -> 202: the statement
@@ -131,7 +134,7 @@ class CitizenDoors:
         return json_response(self._send_statement(account, data), 202)
 
     @http("POST", "/payments/callback", max_body=8192)
-    @api(answers={200: {"application/json": None}}, errors=(404,))
+    @api(answers={200: {"application/json": None}}, errors=(400, 404, 413))
     @http_errors
     def payment_callback(self, request: Request) -> Response:
         """The provider's signed word on a checkout (X-Signature: t=..,v1=..): approved is

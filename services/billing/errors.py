@@ -17,7 +17,7 @@ from .domainmodel import (
     ReferenceReused,
 )
 from .provider import PaymentProviderError
-from .rules import RulesError
+from .rules import NotInRules, RulesError
 
 
 def refused(exc: Exception, code: str = "domain_error") -> WireError:
@@ -33,6 +33,7 @@ ERRORS = BASE.extend({
     BillingError: refused,
     InvalidCommand: lambda exc: refused(exc, "invalid_command"),
     RulesError: lambda exc: refused(exc, "invalid_command"),
+    NotInRules: lambda exc: refused(exc, "invalid_command"),  # an offence, a discount reason
     NothingOwed: lambda exc: refused(exc, "nothing_owed"),
     ReferenceReused: lambda exc: refused(exc, "reference_reused"),
     NotReversible: lambda exc: refused(exc, "not_reversible"),

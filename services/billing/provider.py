@@ -189,6 +189,8 @@ def _payment(data: Any) -> Callback:
         amount = money.parse(data["amount"])
     except ValueError as error:
         raise BadCallback(f"a callback's amount: {error}") from error
+    except ArithmeticError:  # more digits than a Decimal holds
+        raise BadCallback("a callback's amount has more digits than any payment") from None
     authorization = data.get("authorization") if status == "approved" else None
     if status == "approved" and not (isinstance(authorization, str) and authorization):
         raise BadCallback("an approved payment names its 'authorization'")

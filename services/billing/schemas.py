@@ -54,6 +54,10 @@ class AccountPath(Schema):
             raise ValidationError({"key": [f"not a {data['kind']} key as the bill prints it"]})
 
 
+class ReferencePath(Schema):
+    reference = Line(64, required=True, validate=REFERENCE_PATTERN)
+
+
 class CheckQuery(Schema):
     check = Line(16, required=True, validate=CHECK)
 

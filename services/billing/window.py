@@ -26,6 +26,7 @@ from .schemas import (
     AccountPath,
     ContactSchema,
     DiscountSchema,
+    ReferencePath,
     ReversalSchema,
     WindowPaymentSchema,
 )
@@ -92,6 +93,7 @@ class WindowDoors:
     def reverse_payment(self, reference: str, reversal: dict[str, Any]) -> dict[str, Any]:
         """`reverse_payment("V3-2026-000123", {"reason": "cheque sin fondos"})` -> statement."""
         data = REVERSAL.load(reversal)
+        self.auth.require(*CLERKS)  # who asks first: no caller learns which references exist
         paid = self.billing.app.payment(_reference(reference))
         principal = clerk_of(self.auth, paid.account.kind)
         account = self.billing.app.reverse(reference, data["reason"],
@@ -114,14 +116,14 @@ class WindowDoors:
     # ---- HTTP ------------------------------------------------------------------------------------
 
     @http("GET", "/ventanilla/<string:kind>/<string:key>")
-    @api(answers={200: JSON}, auth=(BEARER,), errors=(404,))
+    @api(path=AccountPath, answers={200: JSON}, auth=(BEARER,), errors=(404,))
     @http_errors
     def http_window_statement(self, request: Request, kind: str, key: str) -> Response:
         return json_response(self.window_statement(kind, key))
 
     @http("POST", "/ventanilla/<string:kind>/<string:key>/pagos", max_body=2048)
-    @api(body=WindowPaymentSchema, answers={201: JSON, 200: JSON}, auth=(BEARER,),
-         errors=(404, 409))
+    @api(path=AccountPath, body=WindowPaymentSchema, answers={201: JSON, 200: JSON},
+         auth=(BEARER,), errors=(404, 409))
     @http_errors
     def http_window_payment(self, request: Request, kind: str, key: str) -> Response:
         """POST {"reference": "V3-2026-000123", "amount": "394.00"} -> 201 the receipt (200:
@@ -130,27 +132,32 @@ class WindowDoors:
         return json_response(receipt, 201 if receipt["first_time"] else 200)
 
     @http("POST", "/ventanilla/<string:kind>/<string:key>/descuentos", max_body=1024)
-    @api(body=DiscountSchema, answers={200: JSON}, auth=(BEARER,), errors=(404, 409))
+    @api(path=AccountPath, body=DiscountSchema, answers={200: JSON}, auth=(BEARER,),
+         errors=(404, 409))
     @http_errors
     def http_grant_discount(self, request: Request, kind: str, key: str) -> Response:
         return json_response(self.grant_discount(kind, key, read_json(request)))
 
     @http("POST", "/ventanilla/pagos/<string:reference>/cancelacion", max_body=2048)
-    @api(body=ReversalSchema, answers={200: JSON}, auth=(BEARER,), errors=(404, 409))
+    @api(path=ReferencePath, body=ReversalSchema, answers={200: JSON}, auth=(BEARER,),
+         errors=(404, 409))
     @http_errors
     def http_reverse_payment(self, request: Request, reference: str) -> Response:
         return json_response(self.reverse_payment(reference, read_json(request)))
 
     @http("PUT", "/ventanilla/<string:kind>/<string:key>/contacto", max_body=1024)
-    @api(body=ContactSchema, answers={200: JSON}, auth=(BEARER,), errors=(404,))
+    @api(path=AccountPath, body=ContactSchema, answers={200: JSON}, auth=(BEARER,),
+         errors=(404,))
     @http_errors
     def http_set_contact(self, request: Request, kind: str, key: str) -> Response:
         return json_response(self.set_statement_contact(kind, key, read_json(request)))
 
     @http("GET", "/ventanilla/pagos/<string:reference>/recibo.pdf")
-    @api(answers={200: {"application/pdf": None}}, auth=(BEARER,), errors=(404,))
+    @api(path=ReferencePath, answers={200: {"application/pdf": None}}, auth=(BEARER,),
+         errors=(404,))
     @http_errors
     def http_window_receipt(self, request: Request, reference: str) -> Response:
+        self.auth.require(*CLERKS)
         paid = self.billing.app.payment(_reference(reference))
         clerk_of(self.auth, paid.account.kind)
         receipt = accountview.receipt(paid, self.billing.document_secret(),

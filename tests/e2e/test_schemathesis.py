@@ -1,13 +1,13 @@
-"""Schemathesis against tracking, intake, crews and notifications running on PostgreSQL, each read
-from its own GET /openapi.json: every operation, with data its document calls valid and data it
-calls invalid, answers no 5xx, a status and a content type its document names, a body its document
-describes, and refuses what its document says is invalid.
+"""Schemathesis against tracking, intake, crews, notifications and billing running on PostgreSQL,
+each read from its own GET /openapi.json: every operation, with data its document calls valid and
+data it calls invalid, answers no 5xx, a status and a content type its document names, a body its
+document describes, and refuses what its document says is invalid.
 
 The callers hold every credential the documents name (an admin's bearer token, an Open311
 api_key, the chatbot's secret, an upload ticket); real folios, catalog codes, tokens, file names,
-signed confirmation and opt-out links and webhook ids are offered as values (dictionaries) so the
-doors reach more than their 404s. Deterministic: a fixed seed, at most MAX_EXAMPLES cases per
-operation and mode."""
+signed confirmation and opt-out links, webhook ids, and billing's account kinds, keys, check
+values and payment references are offered as values (dictionaries) so the doors reach more than
+their 404s. Deterministic: a fixed seed, at most MAX_EXAMPLES cases per operation and mode."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from services.notifications.links import Links
 from shared.chassis.auth import mint_token
 from tests.conftest import unique
 from tests.stack import Stack, pg_connect
-from tests.support import ServiceProcess
+from tests.support import LocalServer, ServiceProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -57,6 +57,7 @@ SKIPPED = {"notifications": [("GET", "/live/{folio}")]}
 # A door that uses its value up draws from values of its own, so the others keep theirs.
 OWN_VALUES = {"DELETE /webhooks/{hook_id}": ("path.hook_id", "spare_hook_ids")}
 LINKS = Links("expediente-notification-links-dev", "http://localhost", "http://localhost")
+PAYMENTS_SECRET = "st-fake-payments-secret"
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +154,61 @@ def notifications_values(stack: Stack, url: str, known: dict[str, Any]) -> dict[
             "hook_ids": hooks[:1], "spare_hook_ids": hooks[1:]}
 
 
+@pytest.fixture(scope="module")
+def billing(stack, notifications, tmp_path_factory):
+    """Billing beside the stack and notifications (the statements it sends go through it), on
+    their vhost and database (a schema of its own, dropped with the stack's), with the local fake
+    card gateway (deploy/local/fake_payments.py) for its checkouts."""
+    payments = LocalServer(tmp_path_factory.mktemp("payments"), "fake_payments.py", "--secret",
+                           PAYMENTS_SECRET).start()
+    env = {**stack.env, "PAYMENTS_URL": payments.url, "PAYMENTS_SECRET": PAYMENTS_SECRET}
+    if stack.store == "sqlite":
+        env["BILLING_SQLITE_DBNAME"] = str(stack.workdir / "billing.sqlite")
+    else:
+        schema = stack.schemas["billing"] = unique("e2e_billing")
+        with pg_connect() as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        env["BILLING_POSTGRES_DBNAME"] = env["TRACKING_POSTGRES_DBNAME"]
+        env["BILLING_POSTGRES_SCHEMA"] = schema
+    running = ServiceProcess("billing", env)
+    running.env["BILLING_PUBLIC_URL"] = running.url
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        payments.stop()
+
+
+BILLS = {"predial": ("14-001-0123-045", "7391"), "agua": ("AG-004512", "5521"),
+         "multas": ("M-2026-000045", "ABC123D")}
+
+
+def billing_values(url: str, known: dict[str, Any]) -> dict[str, Any]:
+    """The known values, and billing's own: a predial account assessed, a water contract read
+    and paid at the window (its payment reference), a fine."""
+    opened = [{"kind": "predial", "key": BILLS["predial"][0], "check": BILLS["predial"][1],
+               "holder": "María López", "description": "Av. Juárez 12",
+               "cadastral_value": "850000.00"},
+              {"kind": "agua", "key": BILLS["agua"][0], "check": BILLS["agua"][1],
+               "holder": "Ana Ruiz", "description": "Calle 5 de Mayo 40",
+               "initial_reading": "100"},
+              {"kind": "multas", "key": BILLS["multas"][0], "check": BILLS["multas"][1],
+               "holder": "Luis Mora", "description": "ABC123D", "plate": "ABC123D",
+               "offence": "semaforo_rojo", "ticket_on": "2026-12-01"}]
+    steps = [("/cuentas", account) for account in opened] + [
+        (f"/cuentas/predial/{BILLS['predial'][0]}/emision", {"year": 2026}),
+        (f"/cuentas/agua/{BILLS['agua'][0]}/lecturas", {"read_on": "2026-11-30",
+                                                         "reading": "135"}),
+        (f"/ventanilla/agua/{BILLS['agua'][0]}/pagos", {"reference": "V3-2026-000123",
+                                                         "amount": "100.00"})]
+    for path, body in steps:
+        answer = requests.post(f"{url}{path}", json=body, headers=admin(), timeout=30)
+        assert answer.status_code in (200, 201), answer.text
+    return {**known, "kinds": list(BILLS), "keys": [key for key, _ in BILLS.values()],
+            "checks": [check for _, check in BILLS.values()], "references": ["V3-2026-000123"]}
+
+
 def admin() -> dict[str, str]:
     """An administrator's development token: every staff door lets it through."""
     return {"Authorization": f"Bearer {mint_token('schemathesis', ('admin',), ttl_seconds=3600)}"}
@@ -176,7 +232,9 @@ def settings(document: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
               "tokens": [known["token"], *known.get("links", [])],
               "access_tokens": [known["access_token"]], "photo_urls": [known["photo_url"]],
               "hook_ids": known.get("hook_ids", []),
-              "spare_hook_ids": known.get("spare_hook_ids", [])}
+              "spare_hook_ids": known.get("spare_hook_ids", []),
+              "kinds": known.get("kinds", []), "keys": known.get("keys", []),
+              "checks": known.get("checks", []), "references": known.get("references", [])}
     values = {name: entries for name, entries in values.items() if entries}
     offered = {"path.folio": "folios", "path.request_id": "folios", "path.code": "codes",
                "path.token": "tokens", "path.name": "names", "query.folio": "folios",
@@ -184,7 +242,10 @@ def settings(document: dict[str, Any], known: dict[str, Any]) -> dict[str, Any]:
                "body.service_code": "codes", "body.duplicate_of": "folios",
                "body.access_token": "access_tokens", "body.url": "photo_urls",
                "body.media_urls[*]": "photo_urls", "body.media_url": "photo_urls",
-               "path.hook_id": "hook_ids"}
+               "path.hook_id": "hook_ids", "path.kind": "kinds", "path.key": "keys",
+               "query.kind": "kinds", "query.key": "keys", "body.kind": "kinds",
+               "body.key": "keys", "query.check": "checks", "body.check": "checks",
+               "path.reference": "references", "query.documento": "references"}
     own = {door: {key: {"dictionary": name, "probability": 0.6}}
            for door, (key, name) in OWN_VALUES.items()
            if name in values and documented([door.split(" ", 1)])}
@@ -223,11 +284,14 @@ def toml(value: Any) -> str:
     return "{" + ", ".join(pairs) + "}"
 
 
-@pytest.mark.parametrize("service", ["tracking", "intake", "crews", "notifications"])
+@pytest.mark.parametrize("service", ["tracking", "intake", "crews", "notifications", "billing"])
 def test_every_door_answers_as_its_document_says(stack, known, service, tmp_path, request):
     if service == "notifications":
         url = request.getfixturevalue("notifications").url
         known = notifications_values(stack, url, known)
+    elif service == "billing":
+        url = request.getfixturevalue("billing").url
+        known = billing_values(url, known)
     else:
         url = getattr(stack, service).url
     returncode, output, ran, documented = schemathesis_run(url, known, tmp_path)
