@@ -221,7 +221,10 @@ class TreasuryDoors:
         data = BATCH.load({"period": period, "kind": kind, "start_after": start_after,
                            "limit": limit})
         billing, name = self.billing, f"{data['period']}:{data['kind'] or 'todas'}"
-        lists = billing.lists()
+        # The lists as they stand, without waiting for the follower: an account opened a
+        # moment ago is in the next slice or the next month's batch, and a batch must not wait
+        # behind a bank file's worth of payments the follower is still catching up on.
+        lists = billing.runtime.projector
         cursor = data["start_after"] or (records.batch(billing.store, name) or {}).get("cursor")
         after = tuple(cursor.split(":", 1)) if cursor else None
         accounts = lists.accounts(data["kind"], after, data["limit"])  # type: ignore[arg-type]

@@ -41,7 +41,7 @@ CHECKS = {"predial": "7391", "agua": "5521", "multas": "ABC123D"}
 PAID = "V3-2026-000123"  # Ana's payment at the window, 100.00
 NUL, SURROGATE = "\x00", "\ud800"
 HUGE = "1" * 30  # more digits than a Decimal holds
-TABLES = {"billing_events", "billing_accounts", "billing_payments", "billing_checkouts",
+TABLES = {"billing_events", "billing_account_index", "billing_payment_index", "billing_checkouts",
           "billing_contacts", "billing_imports", "billing_import_rejects", "billing_batches",
           "follower_positions", "repair_costs", "repair_cost_lines"}
 
