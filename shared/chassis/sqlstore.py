@@ -104,8 +104,13 @@ class SqlStore(ABC):
     dialect = "abstract"
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Tx]:
-        """A context manager: commits when the block ends, rolls back if it raises."""
+    def transaction(self, pipelined: bool = False) -> AbstractContextManager[Tx]:
+        """A context manager: commits when the block ends, rolls back if it raises.
+
+        `pipelined` (PostgreSQL): statements go out without waiting for one another until a
+        result is read, so BEGIN travels with the first statement and the last one with COMMIT:
+        two round trips fewer per transaction. Only for a block that reads every result it
+        needs with fetchone/fetchall (`rowcount` is not known until then)."""
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple], int]:
         """One statement on its own: (rows, rowcount). On PostgreSQL a single round trip, with
@@ -167,7 +172,7 @@ class SqliteStore(SqlStore):
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, pipelined: bool = False) -> Iterator[Tx]:
         with self._lock:
             cursor = self._conn.cursor()
             cursor.execute("BEGIN IMMEDIATE")
@@ -239,9 +244,10 @@ class PostgresStore(SqlStore):
         )
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, pipelined: bool = False) -> Iterator[Tx]:
         with self._pool.connection() as conn:
-            with conn.transaction(), conn.cursor() as cursor:
+            with conn.pipeline() if pipelined else nullcontext(), conn.transaction(), \
+                    conn.cursor() as cursor:
                 tx = Tx(cursor, self.dialect)
                 yield tx
             conn._expediente_used = time.monotonic()  # type: ignore[attr-defined]
