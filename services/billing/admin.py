@@ -28,8 +28,8 @@ from shared.chassis.rpc import rpc
 from shared.chassis.rpcclient import RemoteService
 from shared.contracts.fields import Line, pattern
 
-from . import accountview, records
 from . import metrics as figures
+from . import records
 from .application import AccountNotFound
 from .bankfile import BankRowSchema, reason
 from .citizen import send_statement, settle_checkout
@@ -110,7 +110,7 @@ class TreasuryDoors:
             data["kind"], data["key"], data["check"].upper(), data["holder"],
             data["description"], details, data["opened_on"] or self.billing.now().date(),
             actor(principal))
-        return self._issued_statement(opened)
+        return self.billing.statement(opened)
 
     @rpc(errors=ERRORS)
     def assess_predial(self, key: str, year: int) -> dict[str, Any]:
@@ -120,7 +120,7 @@ class TreasuryDoors:
         data = ASSESS.load({"year": year})
         account = self.billing.app.assess_predial(path["key"], data["year"],
                                                   self.billing.now().date())
-        return self._issued_statement(account)
+        return self.billing.statement(account)
 
     @rpc(errors=ERRORS)
     def record_reading(self, key: str, reading: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +131,7 @@ class TreasuryDoors:
         data = READING.load(reading)
         account = self.billing.app.record_reading(path["key"], data["read_on"],
                                                   Decimal(data["reading"]))
-        return self._issued_statement(account)
+        return self.billing.statement(account)
 
     @http("POST", "/cuentas", max_body=4096)
     @api(body=NewAccountSchema, answers={201: JSON}, auth=(BEARER,), errors=(409,))
@@ -253,7 +253,7 @@ class TreasuryDoors:
             contact = records.contact(billing.store, kind, key)
             if contact is None:
                 return "skipped"
-            statement = self._issued_statement(account, period)
+            statement = self.billing.statement(account, period)
             # Sent once per the batch's period: the period's statement is one reference.
             send_statement(billing, self.notifications, account, statement, contact,
                            f"statement:{statement['number']}")
@@ -315,16 +315,8 @@ class TreasuryDoors:
 
     def _verify(self, data: dict[str, Any]) -> tuple[bool, str]:
         billing = self.billing
-        receipt = accountview.receipt(billing.app.payment(data["documento"]),
-                                      billing.document_secret(), "")
+        receipt = billing.receipt(billing.app.payment(data["documento"]))
         valid = hmac.compare_digest(receipt["verification"], data["codigo"])
         return valid, (f"recibo del pago {receipt['reference']} por {receipt['amount']} MXN "
                        f"a la cuenta {receipt['account']['key']}"
                        + (" (pago cancelado después)" if receipt["reversed"] else ""))
-
-    def _issued_statement(self, account: Any, period: str | None = None) -> dict[str, Any]:
-        billing = self.billing
-        now = billing.now()
-        return accountview.statement(account, billing.app.quote(account, now.date()), now,
-                                     billing.document_secret(), billing.setting("PUBLIC_URL"),
-                                     period)

@@ -22,7 +22,7 @@ from shared.chassis.http import http
 from shared.chassis.openapi import api
 from shared.chassis.rpcclient import RemoteService
 
-from . import accountview, documents, records
+from . import documents, records
 from . import metrics as figures
 from .application import AccountNotFound
 from .dependencies import Billing
@@ -81,7 +81,7 @@ class CitizenDoors:
         """GET /api/cuentas/predial/14-001-0123-045?check=7391 -> the statement: lines, totals,
         {"to_pay": {"amount": "1156.00", "until": "2026-01-31", "discount": "204.00"}}"""
         account = self._opened(kind, key, request.args)
-        return json_response(self._statement(account))
+        return json_response(self.billing.statement(account))
 
     @http("POST", "/api/cuentas/<string:kind>/<string:key>/pago", max_body=2048)
     @api(path=AccountPath, body=CheckoutSchema, answers={201: {"application/json": None}},
@@ -100,7 +100,7 @@ class CitizenDoors:
     def http_statement_pdf(self, request: Request, kind: str, key: str) -> Response:
         """The statement as a PDF, with its verification code."""
         account = self._opened(kind, key, request.args)
-        statement = self._statement(account)
+        statement = self.billing.statement(account)
         figures.DOCUMENTS.labels("statement").inc()
         return pdf_response(documents.statement_pdf(statement, self.billing.setting("CITY")),
                             f"estado-{account.key}.pdf")
@@ -167,7 +167,7 @@ class CitizenDoors:
                               key=request.args.get("key", "")[:32],
                               error="No encontramos una cuenta con esos datos. Revisa la clave "
                                     "y el dígito verificador (o la placa) de tu recibo.")
-        return self._page("statement.html", s=self._statement(account), check=data["check"])
+        return self._page("statement.html", s=self.billing.statement(account), check=data["check"])
 
     @http("POST", "/pagos/cuenta/pagar", html=True, max_body=2048)
     @api(form=PayForm, answers={303: None, 404: HTML})
@@ -232,13 +232,6 @@ class CitizenDoors:
         check = CHECK.load(query)["check"]
         return self.billing.app.look_up(path["kind"], path["key"], check)
 
-    def _statement(self, account: Account) -> dict[str, Any]:
-        billing = self.billing
-        now = billing.now()
-        owed = billing.app.quote(account, now.date())
-        return accountview.statement(account, owed, now, billing.document_secret(),
-                                     billing.setting("PUBLIC_URL"))
-
     def _receipt(self, reference: str, check: str) -> dict[str, Any]:
         try:
             applied = self.billing.app.payment(reference)
@@ -246,8 +239,7 @@ class CitizenDoors:
             raise AccountNotFound("no payment with that reference and check value") from None
         if not applied.account.check_matches(check):
             raise AccountNotFound("no payment with that reference and check value")
-        return accountview.receipt(applied, self.billing.document_secret(),
-                                   self.billing.setting("PUBLIC_URL"))
+        return self.billing.receipt(applied)
 
     def _checkout(self, account: Account, amount: Any, check: str) -> dict[str, Any]:
         billing = self.billing
@@ -270,7 +262,7 @@ class CitizenDoors:
     def _send_statement(self, account: Account, data: dict[str, Any]) -> dict[str, Any]:
         records.set_contact(self.billing.store, account.kind, account.key, data["channel"],
                             data.get("email"), data.get("phone"))
-        statement = self._statement(account)
+        statement = self.billing.statement(account)
         return send_statement(self.billing, self.notifications, account, statement,
                               data, f"statement:{statement['number']}:{uuid.uuid4().hex[:8]}")
 

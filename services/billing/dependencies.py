@@ -13,8 +13,9 @@ from shared.chassis.follower import LogFollower
 from shared.chassis.runtime import EventSourcedRuntime
 from shared.chassis.sqlstore import SqlStore
 
-from . import records, repaircosts
-from .application import BillingApplication
+from . import accountview, records, repaircosts
+from .application import Applied, BillingApplication
+from .domainmodel import Account
 from .provider import PaymentProvider
 from .read import BillingProjector
 
@@ -45,6 +46,16 @@ class Billing:
 
     def document_secret(self) -> bytes:
         return self.setting("DOCUMENT_SECRET").encode()
+
+    def statement(self, account: Account, period: str | None = None) -> dict[str, Any]:
+        """The account's statement as of now (numbered by `period`, a batch's month)."""
+        now = self.now()
+        return accountview.statement(account, self.app.quote(account, now.date()), now,
+                                     self.document_secret(), self.setting("PUBLIC_URL"), period)
+
+    def receipt(self, applied: Applied) -> dict[str, Any]:
+        """A payment's receipt, with its verification code."""
+        return accountview.receipt(applied, self.document_secret(), self.setting("PUBLIC_URL"))
 
 
 class BillingRuntime(EventSourcedRuntime):

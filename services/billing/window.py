@@ -16,11 +16,10 @@ from shared.chassis.http import http
 from shared.chassis.openapi import BEARER, api
 from shared.chassis.rpc import rpc
 
-from . import accountview, documents, records
+from . import documents, records
 from . import metrics as figures
 from .citizen import pdf_response
 from .dependencies import Billing
-from .domainmodel import Account
 from .errors import ERRORS, http_errors
 from .schemas import (
     AccountPath,
@@ -62,7 +61,7 @@ class WindowDoors:
         """`billing.window_statement("predial", "14-001-0123-045")` -> the statement."""
         path = ACCOUNT_PATH.load({"kind": kind, "key": key})
         clerk_of(self.auth, path["kind"])
-        return self._statement(self.billing.app.account(path["kind"], path["key"]))
+        return self.billing.statement(self.billing.app.account(path["kind"], path["key"]))
 
     @rpc(errors=ERRORS)
     def window_payment(self, kind: str, key: str, payment: dict[str, Any]) -> dict[str, Any]:
@@ -76,8 +75,7 @@ class WindowDoors:
                                   "window", billing.now(), by=actor(principal))
         if applied.first_time:
             figures.paid("window", path["kind"], data["amount"])
-        return accountview.receipt(applied, billing.document_secret(),
-                                   billing.setting("PUBLIC_URL"))
+        return billing.receipt(applied)
 
     @rpc(errors=ERRORS)
     def grant_discount(self, kind: str, key: str, discount: dict[str, Any]) -> dict[str, Any]:
@@ -87,7 +85,7 @@ class WindowDoors:
         data = DISCOUNT.load(discount)
         account = self.billing.app.grant_discount(path["kind"], path["key"], data["reason"],
                                                   self.billing.now().date(), actor(principal))
-        return self._statement(account)
+        return self.billing.statement(account)
 
     @rpc(errors=ERRORS)
     def reverse_payment(self, reference: str, reversal: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +97,7 @@ class WindowDoors:
         account = self.billing.app.reverse(reference, data["reason"],
                                            self.billing.now().date(), actor(principal))
         figures.REVERSALS.labels(account.kind).inc()
-        return self._statement(account)
+        return self.billing.statement(account)
 
     @rpc(errors=ERRORS)
     def set_statement_contact(self, kind: str, key: str, contact: dict[str, Any]
@@ -160,17 +158,10 @@ class WindowDoors:
         self.auth.require(*CLERKS)
         paid = self.billing.app.payment(_reference(reference))
         clerk_of(self.auth, paid.account.kind)
-        receipt = accountview.receipt(paid, self.billing.document_secret(),
-                                      self.billing.setting("PUBLIC_URL"))
+        receipt = self.billing.receipt(paid)
         figures.DOCUMENTS.labels("receipt").inc()
         return pdf_response(documents.receipt_pdf(receipt, self.billing.setting("CITY")),
                             f"recibo-{reference}.pdf")
-
-    def _statement(self, account: Account) -> dict[str, Any]:
-        billing = self.billing
-        now = billing.now()
-        return accountview.statement(account, billing.app.quote(account, now.date()), now,
-                                     billing.document_secret(), billing.setting("PUBLIC_URL"))
 
 
 def _reference(reference: str) -> str:
