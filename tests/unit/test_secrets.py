@@ -11,6 +11,7 @@ import pytest
 import yaml
 from nameko.containers import ServiceContainer
 
+from services.billing.service import BillingService
 from services.intake.service import IntakeService
 from services.tracking.service import TrackingService
 from shared.chassis.auth import main_mint, mint_token
@@ -38,6 +39,8 @@ PRODUCTION = {
     "UPLOAD_TICKET_SECRET": "9b1e4c7a2d5f8e0b3a6c9d2e5f8a1b4c",
     "OPEN311_API_KEYS": "fixmystreet:7c2e91b4d0a85f36,seeclickfix:e4b07a9d1c3f2865",
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "PAYMENTS_SECRET": "pk_live_5e8a1b4c9b1e4c7a2d5f8e0b",
+    "DOCUMENT_SECRET": "3a6c9d2e5f8a1b4c9b1e4c7a2d5f8e0b",
 }
 # Each development, placeholder or guessable value, and the setting the refusal must name.
 UNSAFE = {
@@ -60,6 +63,11 @@ UNSAFE = {
     "a placeholder database password": ({"POSTGRES_PASSWORD": "change-me"}, "POSTGRES_PASSWORD"),
     "a placeholder object store key": ({"AWS_SECRET_ACCESS_KEY": "CHANGE-ME"},
                                        "AWS_SECRET_ACCESS_KEY"),
+    "the local fake payment gateway's secret": (
+        {"PAYMENTS_SECRET": "expediente-fake-payments-dev"}, "PAYMENTS_SECRET"),
+    "a short payment provider secret": ({"PAYMENTS_SECRET": "pk_live_12345"}, "PAYMENTS_SECRET"),
+    "the development document secret": (
+        {"DOCUMENT_SECRET": "expediente-billing-documents-dev"}, "DOCUMENT_SECRET"),
 }
 
 
@@ -148,7 +156,7 @@ def test_each_service_refuses_its_shipped_configuration(service_cls, production)
     assert named == expected
 
 
-@pytest.mark.parametrize("service_cls", [IntakeService, TrackingService])
+@pytest.mark.parametrize("service_cls", [IntakeService, TrackingService, BillingService])
 def test_each_service_starts_with_a_production_configuration(service_cls, production):
     config = load_config(ROOT / "services" / service_cls.name / "config.yaml", **PRODUCTION)
     start_check(service_cls, config)
