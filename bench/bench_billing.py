@@ -30,7 +30,7 @@ import uuid  # noqa: E402
 from datetime import date, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from bench.bench_intake import PG, Client, rss_mb, sh  # noqa: E402
+from bench.bench_intake import PG, Client, open_loop, rss_mb, sh  # noqa: E402
 from bench.lean_rpc import LeanRpc  # noqa: E402
 from services.notifications.webpush import generate_private_key  # noqa: E402
 from shared.chassis.auth import mint_token  # noqa: E402
@@ -125,16 +125,8 @@ def read_latencies(client: Client, accounts: int, rate: float, seconds: float
         if status != 200:
             raise SystemExit(f"statement read failed: {status} {text[:300]!r}")
 
-    pool = eventlet.GreenPool(1000)
-    total = int(rate * seconds)
-    began = time.perf_counter()
-    for n in range(total):
-        wait = began + n / rate - time.perf_counter()
-        if wait > 0:
-            eventlet.sleep(wait)
-        pool.spawn_n(read, n)
-    pool.waitall()
-    return sorted(latencies), total / (time.perf_counter() - began)
+    achieved = open_loop(read, rate, seconds)
+    return sorted(latencies), achieved
 
 
 def mails(folder: Path, expected: int, seconds: float) -> tuple[int, float]:

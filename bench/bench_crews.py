@@ -27,7 +27,7 @@ import uuid  # noqa: E402
 from datetime import datetime, timedelta  # noqa: E402
 from zoneinfo import ZoneInfo  # noqa: E402
 
-from bench.bench_intake import PG, Client, rss_mb, sh  # noqa: E402
+from bench.bench_intake import PG, Client, open_loop, rss_mb, sh  # noqa: E402
 from bench.lean_rpc import LeanRpc  # noqa: E402
 from shared.chassis.auth import mint_token  # noqa: E402
 
@@ -175,16 +175,8 @@ def my_jobs_latencies(client: Client, amqp: str, window: int, rate: float, secon
         if status != 200 or len(json.loads(text)["jobs"]) != 10:
             raise SystemExit(f"my jobs failed: {status} {text[:300]!r}")
 
-    pool = eventlet.GreenPool(1000)
-    total = int(rate * seconds)
-    began = time.perf_counter()
-    for n in range(total):
-        wait = began + n / rate - time.perf_counter()
-        if wait > 0:
-            eventlet.sleep(wait)
-        pool.spawn_n(read, n)
-    pool.waitall()
-    return sorted(latencies), total / (time.perf_counter() - began)
+    achieved = open_loop(read, rate, seconds)
+    return sorted(latencies), achieved
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ import time  # noqa: E402
 import urllib.parse  # noqa: E402
 import urllib.request  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -78,6 +79,21 @@ class Client:
 
     def run(self, calls: list, func) -> list:
         return list(self.pool.imap(func, calls))
+
+
+def open_loop(call: Callable[[int], None], rate: float, seconds: float) -> float:
+    """`call(n)` started `rate` times a second for `seconds`, whether or not earlier calls have
+    answered (open loop: a slow answer does not slow the load); returns the rate achieved."""
+    pool = eventlet.GreenPool(1000)
+    total = int(rate * seconds)
+    began = time.perf_counter()
+    for n in range(total):
+        wait = began + n / rate - time.perf_counter()
+        if wait > 0:
+            eventlet.sleep(wait)
+        pool.spawn_n(call, n)
+    pool.waitall()
+    return total / (time.perf_counter() - began)
 
 
 def post_rate(client: Client, count: int) -> tuple[float, list[str]]:

@@ -7,8 +7,6 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from nameko.extensions import DependencyProvider
-
 from shared.chassis.follower import LogFollower
 from shared.chassis.runtime import EventSourcedRuntime
 from shared.chassis.sqlstore import SqlStore
@@ -80,17 +78,3 @@ class BillingRuntime(EventSourcedRuntime):
 
     def get_dependency(self, worker_ctx: Any) -> Billing:
         return Billing(self)
-
-
-class ViewStore(DependencyProvider):
-    """The SqlStore billing's application uses, for the report events' consumer: the repair
-    costs live beside the accounts (one store, also in a test's memory)."""
-
-    store: SqlStore | None = None
-
-    def get_dependency(self, worker_ctx: Any) -> SqlStore:
-        if self.store is None:  # found once: the runtime builds its app in its own setup()
-            runtime = next(dependency for dependency in self.container.dependencies
-                           if isinstance(dependency, BillingRuntime))
-            self.store = runtime.app.sql
-        return self.store

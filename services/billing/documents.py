@@ -51,7 +51,7 @@ Named = TypeVar("Named")
 
 def verification_code(secret: bytes, kind: str, ident: str, amount: str, when: str) -> str:
     """A short code printed on a document, HMAC-SHA256 of (kind, ident, amount, when) under
-    secret, base32 without padding, 16 chars, grouped as XXXX-XXXX-XXXX-XXXX. Anyone at the
+    secret, base32 without padding, 16 chars in groups of four (2LIE-YXFT-52WM-JIQJ). Anyone at the
     window can check a document by recomputing it (billing exposes /verificar).
 
     The amount is read to the centavo first, so "1275" and "1275.00" give the same code.

@@ -9,6 +9,7 @@ from shared.chassis.auth import Auth
 from shared.chassis.gctuning import GcTuning
 from shared.chassis.metrics import RequestMetrics
 from shared.chassis.rpcclient import Remote
+from shared.chassis.runtime import RuntimeStore
 from shared.chassis.secrets import SecretsCheck
 
 # Imported as modules, not classes: `nameko run` takes every class in this module that has
@@ -21,7 +22,7 @@ class BillingService(citizen.CitizenDoors, window.WindowDoors, admin.TreasuryDoo
     name = "billing"
 
     billing = dependencies.BillingRuntime()
-    views = dependencies.ViewStore()  # the repair costs' store, for the report events' consumer
+    views = RuntimeStore()  # the repair costs' store, for the report events' consumer
     auth = Auth()
     tracking = Remote("tracking")  # the report events a gap needs
     notifications = Remote("notifications")  # statements and receipts go out through it

@@ -6,11 +6,8 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from nameko.extensions import DependencyProvider
-
 from shared.chassis.follower import LogFollower
 from shared.chassis.runtime import EventSourcedRuntime
-from shared.chassis.sqlstore import SqlStore
 
 from . import schemas, worklists
 from .application import CrewsApplication
@@ -54,17 +51,3 @@ class CrewsRuntime(EventSourcedRuntime):
 
     def get_dependency(self, worker_ctx: Any) -> Crews:
         return Crews(self)
-
-
-class ViewStore(DependencyProvider):
-    """The SqlStore crews' application and views use, for the report events' consumer: the work
-    lists live beside the crews they are read with (one store, also in a test's memory)."""
-
-    store: SqlStore | None = None
-
-    def get_dependency(self, worker_ctx: Any) -> SqlStore:
-        if self.store is None:  # found once: the runtime builds its app in its own setup()
-            runtime = next(dependency for dependency in self.container.dependencies
-                           if isinstance(dependency, CrewsRuntime))
-            self.store = runtime.app.sql
-        return self.store

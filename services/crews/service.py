@@ -9,6 +9,7 @@ from shared.chassis.gctuning import GcTuning
 from shared.chassis.metrics import RequestMetrics
 from shared.chassis.photos import Photos
 from shared.chassis.rpcclient import Remote
+from shared.chassis.runtime import RuntimeStore
 from shared.chassis.secrets import SecretsCheck
 
 # Imported as modules, not classes: `nameko run` takes every class in this module that has
@@ -22,7 +23,7 @@ class CrewsService(doors.CrewDoors, doors.MaterialDoors, field.FieldDoors,
     name = "crews"
 
     crews = dependencies.CrewsRuntime()
-    views = dependencies.ViewStore()  # the work lists' store, for the report events' consumer
+    views = RuntimeStore()  # the work lists' store, for the report events' consumer
     auth = Auth()
     tracking = Remote("tracking")  # the report's owner: field steps go there
     photos = Photos()  # the field's photos (served at /media/)

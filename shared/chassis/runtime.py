@@ -213,3 +213,18 @@ class EventSourcedRuntime(DependencyProvider):
         for follower in self.followers:
             follower.lag_events()
             follower.lag_seconds()
+
+
+class RuntimeStore(DependencyProvider):
+    """The SqlStore of the service's eventsourced application, for a consumer of other services'
+    events whose read models live beside the service's own (one store, also in a test's memory):
+    `views = RuntimeStore()` next to the service's EventSourcedRuntime."""
+
+    store: SqlStore | None = None
+
+    def get_dependency(self, worker_ctx: Any) -> SqlStore:
+        if self.store is None:  # found once: the runtime builds its app in its own setup()
+            runtime = next(dependency for dependency in self.container.dependencies
+                           if isinstance(dependency, EventSourcedRuntime))
+            self.store = runtime.app.sql
+        return self.store

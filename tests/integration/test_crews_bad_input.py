@@ -8,10 +8,11 @@ from __future__ import annotations
 import pytest
 from nameko.dependency_providers import Config
 
-from services.crews.dependencies import CrewsRuntime, ViewStore
+from services.crews.dependencies import CrewsRuntime
 from services.crews.service import CrewsService
 from shared.chassis.auth import Auth
 from shared.chassis.config import load_config
+from shared.chassis.runtime import RuntimeStore
 from tests.support import ROOT
 from tests.unit.test_crews_entrypoints import HOSTILE, formed, token
 from tests.unit.test_crews_webapp import HOSTILE_DEMO
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 def pg_host(pg_env):
     config = load_config(ROOT / "services/crews/config.yaml", PROJECTION_COALESCE=0,
                          LEADERSHIP_POLL_INTERVAL=0.1, **pg_env)
-    host = Host(CrewsService, config).provide(crews=CrewsRuntime(), views=ViewStore(),
+    host = Host(CrewsService, config).provide(crews=CrewsRuntime(), views=RuntimeStore(),
                                               auth=Auth(), config=Config()).start()
     formed(host)
     formed(host, code="C-01")  # the demo sign-ins' crew, with Pedro

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.crews import worklists
-from services.crews.dependencies import CrewsRuntime, ViewStore
+from services.crews.dependencies import CrewsRuntime
 from services.crews.jobs import distance_km
 from services.crews.service import CrewsService
 from services.tracking.domainmodel import Actor
@@ -19,6 +19,7 @@ from services.tracking.write.application import TrackingApplication
 from services.tracking.write.outgoing import CloudEventConverter
 from shared.chassis.auth import Auth, mint_token
 from shared.chassis.config import load_config
+from shared.chassis.runtime import RuntimeStore
 from shared.chassis.sqlstore import SqliteStore
 from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.errors import WireError
@@ -173,7 +174,7 @@ def host(tmp_path, history):
     config = load_config(ROOT / "services/crews/config.yaml",
                          SQLITE_DBNAME=str(tmp_path / "crews.sqlite"), PROJECTION_COALESCE=0,
                          LEADERSHIP_POLL_INTERVAL=0.1)
-    host = Host(CrewsService, config).provide(crews=CrewsRuntime(), views=ViewStore(),
+    host = Host(CrewsService, config).provide(crews=CrewsRuntime(), views=RuntimeStore(),
                                               auth=Auth()).start()
     store = host.providers["crews"].app.sql
     pothole = next(iter(by_folio(history)))
