@@ -1,10 +1,11 @@
 """Under eventlet, a PostgreSQL query that waits in the database must not freeze the process.
 
-psycopg's compiled wait function blocks eventlet's hub; `shared.chassis` selects `wait_select`,
-which goes through the `select` eventlet patches. The proof uses no clock: one green thread waits
-in PostgreSQL for an advisory lock that only another green thread of the same process can release.
-If the hub were blocked, the releasing thread could never run and the waiter would hit its lock
-timeout instead."""
+psycopg's compiled wait function blocks eventlet's hub; `shared.chassis` selects `wait_select`
+for anything that runs before it and installs its own green wait (greenwait.py), which asks the
+kernel first and gives way to the hub when the socket has to wait. The proof uses no clock: one
+green thread waits in PostgreSQL for an advisory lock that only another green thread of the same
+process can release. If the hub were blocked, the releasing thread could never run and the waiter
+would hit its lock timeout instead."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import psycopg
 import psycopg.waiting
 import pytest
 
+from shared.chassis import greenwait
 from shared.chassis.sqlstore import SqlStore
 from tests.support import wait_for
 
@@ -60,11 +62,11 @@ def waiting_for_advisory_lock(observer: psycopg.Connection, pid: int, waiter) ->
     return row == ("Lock", "advisory")
 
 
-def test_every_service_process_uses_the_select_based_wait():
+def test_every_service_process_uses_the_green_wait():
     assert os.environ["PSYCOPG_WAIT_FUNC"] == "wait_select"
-    assert psycopg.waiting.wait is psycopg.waiting.wait_select
+    assert psycopg.waiting.wait is greenwait.wait_green
     assert psycopg.waiting.wait is not getattr(psycopg.waiting, "wait_c", None)
-    # wait_select cooperates only because eventlet replaced `select`
+    # both cooperate only because eventlet replaced `select`
     assert eventlet.patcher.is_monkey_patched("select")
     assert select.select is not eventlet.patcher.original("select").select
 
@@ -117,5 +119,58 @@ def test_the_services_own_connection_pool_does_not_freeze_the_process(pg_env, co
 
         assert releasing.wait() is True
         assert waiting.wait() == 42
+    finally:
+        store.close()
+
+
+def test_a_query_past_its_deadline_times_out_without_freezing_the_process(connect):
+    """psycopg's own timeouts (here LISTEN's notifies(timeout=…)) hold with the green wait, and
+    other green threads run meanwhile."""
+    listener = connect()
+    listener.execute("LISTEN expediente_green_wait_test")
+    ticks: list[int] = []
+
+    def tick() -> None:
+        for n in range(5):
+            ticks.append(n)
+            eventlet.sleep(0.01)
+
+    ticking = eventlet.spawn(tick)
+    assert list(listener.notifies(timeout=0.3)) == []
+    ticking.wait()
+    assert ticks == [0, 1, 2, 3, 4]
+
+
+def test_a_connection_the_server_closed_fails_with_an_error_not_a_hang(connect):
+    victim, killer = connect(), connect()
+    pid = victim.info.backend_pid
+    assert killer.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+    with eventlet.Timeout(10), pytest.raises(psycopg.OperationalError):
+        victim.execute("SELECT 1")
+
+
+def test_the_store_s_transactions_overlap_and_answer_right(pg_env):
+    """Many green threads, each a transaction of several statements on the pool: each reads
+    its own answers (nothing crosses between connections) and the work all lands."""
+    store = SqlStore.from_env(pg_env, name="tracking")
+    try:
+        store.run("CREATE TABLE green_counts (k TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+
+        def worker(k: str) -> list[int]:
+            seen = []
+            for _ in range(20):
+                with store.transaction() as tx:
+                    tx.execute("INSERT INTO green_counts VALUES (%s, 1) ON CONFLICT (k) DO "
+                               "UPDATE SET n = green_counts.n + 1 RETURNING n", (k,))
+                    seen.append(tx.fetchone()[0])
+                    tx.execute("SELECT n, k FROM green_counts WHERE k = %s", (k,))
+                    assert tx.fetchone() == (seen[-1], k)
+            return seen
+
+        pool = eventlet.GreenPool()
+        answers = list(pool.imap(worker, [f"k{n}" for n in range(12)]))
+        assert answers == [list(range(1, 21))] * 12
+        rows, _ = store.run("SELECT COUNT(*), SUM(n) FROM green_counts")
+        assert rows == [(12, 240)]
     finally:
         store.close()
