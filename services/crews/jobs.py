@@ -124,10 +124,7 @@ class WorkListDoors:
     tracking: RemoteService
     views: SqlStore
 
-    # Pipelined: the work lists read a job with fetchone and write it back, two round trips a
-    # step fewer on the busiest path crews has (worklists.apply uses no row count).
-    @cloud_event_handler(f"{TYPE_PREFIX}*", store="views", catch_up="fetch_report_events",
-                         pipelined=True)
+    @cloud_event_handler(f"{TYPE_PREFIX}*", store="views", catch_up="fetch_report_events")
     def consume_report_event(self, event: CloudEvent, tx: Tx) -> None:
         worklists.apply(tx, event)
 

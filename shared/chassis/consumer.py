@@ -133,7 +133,7 @@ def _transactional(handler: Handler, store_attr: str) -> Callable[[Any, CloudEve
     return apply
 
 
-def _in_stream_order(handler: Handler, store_attr: str, catch_up: str, pipelined: bool = False
+def _in_stream_order(handler: Handler, store_attr: str, catch_up: str
                      ) -> Callable[[Any, CloudEvent, str], bool]:
     """Like `_transactional`, applying each subject's events in stream-version order and
     fetching a gap's events with the service's `catch_up(subject, after_version)` method."""
@@ -149,7 +149,7 @@ def _in_stream_order(handler: Handler, store_attr: str, catch_up: str, pipelined
         _ensure_processed_table(store)
         version = streamorder.stream_version(event)
         subject = str(event.subject)
-        with store.transaction(pipelined=pipelined) as tx:
+        with store.transaction() as tx:
             if streamorder.take_next(tx, consumer, subject, version):
                 return apply_one(service, tx, consumer, event)
             last = streamorder.last_applied(tx, consumer, subject)
@@ -339,8 +339,7 @@ class CloudEventHandler(Entrypoint):
 
 def cloud_event_handler(*patterns: str, store: str = "store", max_attempts: int = 4,
                         backoff: Sequence[float] = (0.2, 1.0, 5.0),
-                        catch_up: str | None = None, pipelined: bool = False
-                        ) -> Callable[[Handler], Any]:
+                        catch_up: str | None = None) -> Callable[[Handler], Any]:
     """Decorate `handler(self, event, tx)` to consume CloudEvents whose type matches a pattern
     (topic syntax: `mx.expediente.report.*`, `#`) from the queue `<service>.<method>`.
 
@@ -364,13 +363,11 @@ def cloud_event_handler(*patterns: str, store: str = "store", max_attempts: int 
     event, is the record of what was applied): the service's method
     `fetch_report_events(subject, after_version)` returns the events after that version (as
     CloudEvents or their dicts), typically by calling tracking's `report_events` over RPC.
-    With `pipelined=True` its transaction is pipelined on PostgreSQL (sqlstore.transaction): for
-    a handler that reads its results with fetchone/fetchall and never `tx.rowcount`.
     """
 
     def decorate(handler: Handler) -> Any:
         apply = (_transactional(handler, store) if catch_up is None
-                 else _in_stream_order(handler, store, catch_up, pipelined))
+                 else _in_stream_order(handler, store, catch_up))
         return CloudEventHandler.decorator(*patterns, store=store, max_attempts=max_attempts,
                                            backoff=tuple(backoff))(apply)
 

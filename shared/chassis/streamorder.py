@@ -61,8 +61,7 @@ def last_applied(tx: Tx, consumer: str, subject: str) -> int:
 def take_next(tx: Tx, consumer: str, subject: str, version: int) -> bool:
     """Move the position to `version` if it is the very next one, locking the row: one round
     trip for the common case. False if it is not (old news, a gap, or no row yet for a later
-    version): `last_applied` then tells which. (It reads its answer with RETURNING, not the
-    row count, so it also holds in a pipelined transaction.)"""
+    version): `last_applied` then tells which."""
     if version == 1:  # a new stream (or one a gap check left at 0)
         tx.execute("INSERT INTO stream_positions (consumer, subject, version, updated_at) "
                    "VALUES (%s, %s, 1, %s) ON CONFLICT (consumer, subject) DO UPDATE SET "

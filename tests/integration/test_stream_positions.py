@@ -65,19 +65,3 @@ def test_two_workers_with_the_same_event_apply_it_once(pg_env):
     assert outcome == [False] and position(store) == 2
     store.close()
 
-
-def test_a_pipelined_transaction_moves_the_position_the_same_and_rolls_back_whole(store):
-    def take_pipelined(version: int, fail: bool = False) -> bool:
-        with store.transaction(pipelined=True) as tx:
-            taken = streamorder.take_next(tx, "c", "QRO-1", version)
-            if fail:
-                raise RuntimeError("the handler failed")
-            return taken
-
-    assert not take_pipelined(2)  # a gap
-    assert take_pipelined(1) and position(store) == 1
-    assert not take_pipelined(1)  # old news
-    with pytest.raises(RuntimeError):
-        take_pipelined(2, fail=True)
-    assert position(store) == 1  # the failed handler's move was rolled back with it
-    assert take_pipelined(2) and position(store) == 2
