@@ -21,6 +21,8 @@ from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
+from shared.chassis.sqlstore import ping_if_idle
+
 TOPIC = "shared.chassis.esrecorder:LogRecorder"
 LOCK_CLASS = 0x45585044  # the first of the two advisory-lock keys: ours, the event logs'
 
@@ -36,6 +38,11 @@ class LogRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: Any, *, events_table_name: str = "stored_events") -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        if datastore.pre_ping:
+            # eventsourcing pings on every checkout (POSTGRES_PRE_PING): a round trip more for
+            # each load and each save; the chassis' check pings a connection idle a while.
+            # (psycopg_pool keeps the check it was given in `_check` and calls it at checkout.)
+            datastore.pool._check = ping_if_idle
         self.log_lock = log_lock_key(self.datastore.schema, self.events_table_name)
         lock_shared = SQL("pg_advisory_xact_lock_shared({0}, {1})").format(
             Literal(self.log_lock[0]), Literal(self.log_lock[1]))

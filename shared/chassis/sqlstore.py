@@ -104,13 +104,8 @@ class SqlStore(ABC):
     dialect = "abstract"
 
     @abstractmethod
-    def transaction(self, pipelined: bool = False) -> AbstractContextManager[Tx]:
-        """A context manager: commits when the block ends, rolls back if it raises.
-
-        `pipelined` (PostgreSQL): statements go out without waiting for one another until a
-        result is read, so BEGIN travels with the first statement and the last one with COMMIT:
-        two round trips fewer per transaction. Only for a block that reads every result it
-        needs with fetchone/fetchall (`rowcount` is not known until then)."""
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """A context manager: commits when the block ends, rolls back if it raises."""
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple], int]:
         """One statement on its own: (rows, rowcount). On PostgreSQL a single round trip, with
@@ -172,7 +167,7 @@ class SqliteStore(SqlStore):
         self._lock = threading.RLock()
 
     @contextmanager
-    def transaction(self, pipelined: bool = False) -> Iterator[Tx]:
+    def transaction(self) -> Iterator[Tx]:
         with self._lock:
             cursor = self._conn.cursor()
             cursor.execute("BEGIN IMMEDIATE")
@@ -195,13 +190,18 @@ class SqliteStore(SqlStore):
 PING_AFTER_IDLE = 5.0  # seconds
 
 
-def _check_if_idle(conn: Any) -> None:
-    """The pool's pre-ping, skipped for a connection that completed a transaction moments ago:
-    under load a ping per checkout would be a second round trip for every query."""
-    if time.monotonic() - getattr(conn, "_expediente_used", 0.0) > PING_AFTER_IDLE:
-        from psycopg_pool import ConnectionPool
+def ping_if_idle(conn: Any) -> None:
+    """A pool's pre-ping (a connection found dead is dropped and another one taken), skipped for
+    a connection lent out less than PING_AFTER_IDLE seconds ago: the pool took it back in good
+    order (it drops a broken one), and under load a ping per checkout would be one more round
+    trip for every query. Our stores' pools and, with POSTGRES_PRE_PING, the event store's
+    (esrecorder.LogRecorder) check with it."""
+    from psycopg_pool import ConnectionPool
 
+    now = time.monotonic()
+    if now - getattr(conn, "_expediente_lent", -PING_AFTER_IDLE - 1.0) > PING_AFTER_IDLE:
         ConnectionPool.check_connection(conn)
+    conn._expediente_lent = now
 
 
 class PostgresStore(SqlStore):
@@ -238,26 +238,22 @@ class PostgresStore(SqlStore):
             kwargs={**self.conninfo, "autocommit": True},
             min_size=1,
             max_size=pool_size,
-            check=_check_if_idle,  # pre-ping (a dead connection is replaced), unless just used
+            check=ping_if_idle,  # pre-ping (a dead connection is replaced), unless just lent
             open=True,
             name=f"expediente-{dbname}",
         )
 
     @contextmanager
-    def transaction(self, pipelined: bool = False) -> Iterator[Tx]:
-        with self._pool.connection() as conn:
-            with conn.pipeline() if pipelined else nullcontext(), conn.transaction(), \
-                    conn.cursor() as cursor:
-                tx = Tx(cursor, self.dialect)
-                yield tx
-            conn._expediente_used = time.monotonic()  # type: ignore[attr-defined]
+    def transaction(self) -> Iterator[Tx]:
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            tx = Tx(cursor, self.dialect)
+            yield tx
         tx.committed()
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> tuple[list[tuple], int]:
         with self._pool.connection() as conn:
             cursor = conn.execute(sql, tuple(params))
             rows = list(cursor.fetchall()) if cursor.description is not None else []
-            conn._expediente_used = time.monotonic()  # type: ignore[attr-defined]
             return rows, cursor.rowcount
 
     @contextmanager
