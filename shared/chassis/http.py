@@ -33,6 +33,7 @@ from eventlet.event import Event
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
 from shared.chassis.answers import (  # noqa: F401  (the HTTP layer's API, in one import)
@@ -256,7 +257,16 @@ class HttpEntrypoint(HttpRequestHandler):
     def setup(self) -> None:
         limit = self.max_body_setting
         self.max_body = int(limit(self.container.config) if callable(limit) else limit)
+        # Checked once here, not per request (nameko inspects the method on every call): a
+        # route's variables are the method's keyword arguments, so if they fit now they always
+        # will. A misfit (a typo in either) stops the service at start-up.
+        rule = self.get_url_rule()
+        Map([rule])
+        super().check_signature((None,), dict.fromkeys(rule.arguments))
         super().setup()
+
+    def check_signature(self, args: Any, kwargs: Any) -> None:
+        """Done at setup."""
 
     def handle_request(self, request: Request) -> Response:
         request.shallow = False

@@ -275,3 +275,43 @@ def test_a_body_shorter_than_its_content_length_is_a_400(desk):
         while chunk := sock.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400") and b"ended before" in answer
+
+
+class Misfit:
+    """A route whose variable the method does not take."""
+
+    name = "misfit"
+
+    @http("GET", "/reports/<string:folio>")
+    def report(self, request: Request, number: str) -> Response:
+        return Response("never")
+
+
+def test_a_route_that_does_not_fit_its_method_stops_the_service_at_start_up():
+    from nameko.exceptions import IncorrectSignature
+
+    container = ServiceContainer(Misfit, {"WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+                                          "AMQP_URI": "memory://"})
+    with pytest.raises(IncorrectSignature, match="folio"):
+        container.start()
+    container.kill()
+
+
+class Fits:
+    name = "fits"
+
+    @http("GET", "/reports/<string:folio>/photos/<int:number>")
+    def photo(self, request: Request, folio: str, number: int) -> Response:
+        return json_response({"folio": folio, "number": number})
+
+
+def test_a_route_s_variables_reach_the_method_checked_once_at_start_up():
+    port = free_port()
+    container = ServiceContainer(Fits, {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
+                                        "AMQP_URI": "memory://"})
+    container.start()
+    try:
+        answer = requests.get(f"http://127.0.0.1:{port}/reports/QRO-1/photos/2", timeout=10)
+        assert answer.json() == {"folio": "QRO-1", "number": 2}
+    finally:
+        container.stop()
