@@ -105,19 +105,22 @@ def published(tracking_port: int, seconds: float = 120) -> float:
     return float("nan")
 
 
-def consumed(amqp: str, queue: str = "crews.consume_report_event", seconds: float = 120) -> None:
-    """Wait until crews' work-list consumer has taken every report event off its queue, so the
-    next timed slice does not pay for the previous slice's events."""
+def consumed(amqp: str, queue: str = "crews.consume_report_event", seconds: float = 120
+             ) -> float:
+    """Seconds until crews' work-list consumer has taken every report event off its queue, so
+    the next timed slice does not pay for the previous slice's events."""
     import kombu
 
-    deadline = time.monotonic() + seconds
+    started = time.monotonic()
     with kombu.Connection(amqp) as connection:
         channel = connection.channel()
-        while time.monotonic() < deadline:
+        while time.monotonic() - started < seconds:
             if channel.queue_declare(queue, passive=True).message_count == 0:
+                waited = time.monotonic() - started
                 time.sleep(0.2)  # the last ones prefetched are being applied
-                return
+                return waited
             time.sleep(0.05)
+    return float("nan")
 
 
 def queue_latencies(client: Client, folios: list[str], batches: int) -> list[float]:
@@ -185,7 +188,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4,
                         help="the direct and crews paths take turns this many times")
     parser.add_argument("--window", type=int, default=64)
-    parser.add_argument("--concurrency", type=int, default=32)
+    # The same number of steps in flight on both paths: phones' connections to crews here,
+    # the direct path's RPC window there.
+    parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--read-rate", type=float, default=200.0, help="my-jobs reads per s")
     parser.add_argument("--read-seconds", type=float, default=15.0)
@@ -229,7 +234,7 @@ def main() -> None:
         # between slices tracking's relay and crews' consumer finish what the last slice left,
         # so neither path is timed doing the other's work.
         size = -(-args.steps // args.rounds)
-        direct_s = through_s = drained = 0.0
+        direct_s = through_s = drained = listed = 0.0
         for first in range(0, args.steps, size):
             part = direct[first:first + size]
             direct_s += len(part) / direct_rate(amqp, part, args.window)
@@ -238,10 +243,13 @@ def main() -> None:
             part = through[first:first + size]
             through_s += len(part) / through_crews_rate(client, part)
             drained += published(18201)
-            consumed(amqp)
+            listed += consumed(amqp)
         figures["direct_rpc_field_step_per_s"] = args.steps / direct_s
         figures["crews_field_step_per_s"] = args.steps / through_s
         figures["crews_field_step_published_per_s"] = args.steps / (through_s + drained)
+        # ... and until crews' work lists show them (its consumer of the report events)
+        figures["crews_field_step_in_work_lists_per_s"] = args.steps / (through_s + drained
+                                                                        + listed)
         figures["crews_vs_direct_ratio"] = (figures["crews_field_step_per_s"]
                                             / figures["direct_rpc_field_step_per_s"])
         latencies = queue_latencies(client, folios[100 + 2 * args.steps:], args.batches)
