@@ -6,7 +6,9 @@ bearer token so that the other service records the real actor (a 070 operator, s
 
 Requests go without publisher confirms, like the replies (shared/chassis/rpc.py): a lost request
 ends in RpcTimeout, which the caller handles anyway; a confirm would add a broker round trip per
-call.
+call. Replies are taken without acknowledgements and handed to the waiting caller in the
+consumer's own loop (ReplyListener): an ack per call, and a green thread per reply, bought
+nothing, since a reply nobody waits for any more is dropped either way.
 
 An error the other service answered with a wire code (shared/chassis/rpc.py) is raised here as
 the contracts' WireError with that code; one without (a bug over there) stays nameko's
@@ -18,6 +20,7 @@ import logging
 import threading
 import time
 import uuid
+from functools import partial
 from typing import Any
 
 import eventlet
@@ -25,8 +28,9 @@ from kombu.utils.json import dumps
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.exceptions import deserialize
 from nameko.extensions import DependencyProvider, Extension
-from nameko.messaging import HeaderEncoder
-from nameko.rpc import ReplyListener, get_rpc_exchange
+from nameko.messaging import HeaderEncoder, QueueConsumer
+from nameko.rpc import ReplyListener as NamekoReplyListener
+from nameko.rpc import get_rpc_exchange
 
 from shared.chassis.amqpfast import fast_channel
 from shared.chassis.auth import mint_token, setting
@@ -61,19 +65,44 @@ class ServiceCredentials:
         return f"Bearer {self._token}"
 
 
+class ReplyQueueConsumer(QueueConsumer):
+    """The reply queue's consumer, a connection of its own: replies arrive without
+    acknowledgement (`no_ack`), and each is handed over in the consumer's loop, not in a green
+    thread of its own (handing over is setting an Event)."""
+
+    def handle_message(self, provider: Any, body: Any, message: Any) -> None:
+        provider.handle_message(body, message)
+
+    def get_consumers(self, consumer_cls: Any, channel: Any) -> Any:
+        for provider in self._providers:
+            self._consumers[provider] = consumer_cls(
+                queues=[provider.queue], callbacks=[partial(self.handle_message, provider)],
+                accept=self.accept, no_ack=True)
+        return self._consumers.values()
+
+
+class ReplyListener(NamekoReplyListener):
+    """nameko's reply listener (its queue, its correlation ids) on ReplyQueueConsumer."""
+
+    queue_consumer = ReplyQueueConsumer()
+
+    def handle_message(self, body: Any, message: Any) -> None:
+        waiting = self._reply_events.pop(message.properties.get("correlation_id"), None)
+        if waiting is not None:  # else the caller gave up (timed out): nothing to do
+            waiting.send(body)
+
+
 class RemoteService(HeaderEncoder):
     """What an entrypoint gets: `self.tracking.call("open_report", payload)`."""
 
-    def __init__(self, worker_ctx: Any, service_name: str, listener: ReplyListener,
-                 credentials: ServiceCredentials, timeout: float) -> None:
+    def __init__(self, worker_ctx: Any, service_name: str, client: RpcClient) -> None:
         self.worker_ctx = worker_ctx
         self.service_name = service_name
-        self.listener = listener
-        self.credentials = credentials
-        self.timeout = timeout
-        config = worker_ctx.container.config
-        self.exchange = get_rpc_exchange(config).name
-        self.channel = fast_channel(config[AMQP_URI_CONFIG_KEY])
+        self.listener = client.rpc_reply_listener
+        self.credentials = client.credentials
+        self.timeout = client.timeout
+        self.exchange = client.exchange
+        self.channel = client.channel
 
     def call(self, method: str, *args: Any, on_behalf_of: str | None = None,
              **kwargs: Any) -> Any:
@@ -139,12 +168,14 @@ class RpcClient(Extension):
         self.timeout = timeout
 
     def setup(self) -> None:
-        self.credentials = ServiceCredentials(self.container.config, self.container.service_name)
-        self.timeout = float(self.container.config.get("RPC_TIMEOUT", self.timeout))
+        config = self.container.config
+        self.credentials = ServiceCredentials(config, self.container.service_name)
+        self.timeout = float(config.get("RPC_TIMEOUT", self.timeout))
+        self.exchange = get_rpc_exchange(config).name
+        self.channel = fast_channel(config[AMQP_URI_CONFIG_KEY])
 
     def get_dependency(self, worker_ctx: Any) -> RemoteService:
-        return RemoteService(worker_ctx, self.target_service, self.rpc_reply_listener,
-                             self.credentials, self.timeout)
+        return RemoteService(worker_ctx, self.target_service, self)
 
 
 class Remote(DependencyProvider):
