@@ -32,6 +32,8 @@ VENV_BIN = ROOT / ".venv" / "bin"
 SERVICES = [(name, PORTS[name])
             for name in ("intake", "tracking", "crews", "notifications", "billing")]
 LOOPBACK = ("127.", "localhost:", "[::1]:")
+DEFAULT_BROKER = "amqp://guest:guest@127.0.0.1:5672//"
+LOCAL_BROKER = ("", DEFAULT_BROKER, "amqp://guest:guest@localhost:5672//")
 
 
 def service_env() -> dict[str, str]:
@@ -56,6 +58,42 @@ def service_env() -> dict[str, str]:
     return env
 
 
+def stale_queues(names: list[str]) -> list[str]:
+    """The queues of an earlier run's services: each consumer's, its retry and parked queues,
+    and the RPC queues (`rpc-<service>`); reply queues expire by themselves."""
+    services = tuple(name for name, _ in SERVICES)
+    return [queue for queue in names
+            if queue.startswith(tuple(f"{s}." for s in services))
+            or queue in {f"rpc-{s}" for s in services}]
+
+
+def forget_earlier_runs(env: dict[str, str], fresh: bool) -> None:
+    """New stores (no var/tracking.sqlite yet) must not receive an earlier run's events: a retry
+    queue's message, or one a consumer had not reached, would name folios the new stores hand
+    out again. So on the local broker (the default AMQP_URI) the services' durable queues are
+    deleted before they start (listed by rabbitmqctl, deleted over AMQP: one rabbitmqctl call
+    takes seconds); each service declares its own again."""
+    if not fresh or env.get("AMQP_URI", "") not in LOCAL_BROKER:
+        return
+    import amqp
+
+    try:
+        listed = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", "/", "name"],
+                                capture_output=True, text=True, check=True, timeout=60)
+        stale = stale_queues(listed.stdout.split())
+        if not stale:
+            return
+        with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest",
+                             virtual_host="/", connect_timeout=10) as connection:
+            channel = connection.channel()
+            for queue in stale:
+                channel.queue_delete(queue)
+        print(f"removed {len(stale)} queues of an earlier run (new stores in var/)")
+    except (OSError, subprocess.SubprocessError, amqp.exceptions.AMQPError) as failed:
+        print(f"could not clear an earlier run's queues ({failed}); events still waiting there "
+              "may reach the new stores", file=sys.stderr)
+
+
 def processes_for(env: dict[str, str]) -> list[ServiceProcess]:
     """One process per service, on the address its environment names, output on this terminal."""
     found = []
@@ -70,8 +108,10 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> int:
+    fresh = not (ROOT / "var" / "tracking.sqlite").exists()
     (ROOT / "var").mkdir(exist_ok=True)
     env = service_env()
+    forget_earlier_runs(env, fresh)
     processes = processes_for(env)
     # Installed explicitly: a shell that starts us in the background leaves SIGINT ignored.
     signal.signal(signal.SIGINT, _interrupt)

@@ -60,3 +60,83 @@ def test_make_runs_tracking_trusts_the_photos_intake_and_crews_serve(monkeypatch
     for service in ("intake", "crews"):
         public = load_config(ROOT / "services" / service / "config.yaml")["PUBLIC_URL"]
         assert f"{public}/media/" in trusted.split(","), service
+
+
+class Broker:
+    """`rabbitmqctl list_queues` (subprocess.run) lists `queues`; an AMQP connection records
+    what is deleted."""
+
+    def __init__(self, queues: list[str]) -> None:
+        self.queues = queues
+        self.deleted: list[str] = []
+        self.calls = 0
+
+    def __call__(self, argv, **_):
+        import subprocess
+
+        self.calls += 1
+        assert argv[:3] == ["rabbitmqctl", "-q", "list_queues"]
+        return subprocess.CompletedProcess(argv, 0, stdout="\n".join(self.queues) + "\n")
+
+    def connection(self, *args, **kwargs):
+        broker = self
+
+        class Connection:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def channel(self):
+                return self
+
+            def queue_delete(self, queue):
+                broker.deleted.append(queue)
+
+        return Connection()
+
+
+QUEUES = ["crews.consume_report_event", "billing.consume_report_event.retry.1",
+          "notifications.deliver.parked", "rpc-tracking", "rpc.reply-crews-1234",
+          "someone-else.queue", "rpc-echo"]
+
+
+@pytest.fixture
+def broker(monkeypatch):
+    import amqp
+
+    run = local_run()
+    fake = Broker(QUEUES)
+    monkeypatch.setattr(run.subprocess, "run", fake)
+    monkeypatch.setattr(amqp, "Connection", fake.connection)
+    return run, fake
+
+
+def test_new_stores_start_without_an_earlier_run_s_waiting_events(broker):
+    run, fake = broker
+    run.forget_earlier_runs({}, fresh=True)
+    assert fake.deleted == ["crews.consume_report_event", "billing.consume_report_event.retry.1",
+                            "notifications.deliver.parked", "rpc-tracking"]
+
+
+@pytest.mark.parametrize(("env", "fresh"), [
+    ({}, False),  # the stores of the earlier run are still there: so are its events
+    ({"AMQP_URI": "amqp://guest:guest@rabbit.example:5672/city"}, True),  # not ours to clear
+])
+def test_queues_are_left_alone_unless_the_stores_are_new_and_the_broker_local(broker, env,
+                                                                              fresh):
+    run, fake = broker
+    run.forget_earlier_runs(env, fresh=fresh)
+    assert fake.calls == 0 and fake.deleted == []
+
+
+def test_a_broker_that_cannot_be_asked_is_reported_not_fatal(monkeypatch, capsys):
+    run = local_run()
+
+    def missing(argv, **_):
+        raise FileNotFoundError("rabbitmqctl")
+
+    monkeypatch.setattr(run.subprocess, "run", missing)
+    run.forget_earlier_runs({}, fresh=True)
+    assert "could not clear" in capsys.readouterr().err
