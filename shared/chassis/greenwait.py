@@ -4,8 +4,8 @@ the connection really has to wait.
 psycopg drives a query as a generator that says what it waits for (to read, to write, or either)
 and is told what is ready. `wait_select` (PSYCOPG_WAIT_FUNC) asks eventlet's green `select` every
 time, and every ask is a trip through the hub (listeners added and removed, a timer, a switch)
-even when the socket is ready already, as it nearly always is for writing: a pipelined
-transaction asks a dozen times. Here the kernel is asked first, without waiting (the unpatched
+even when the socket is ready already, as it nearly always is for writing: every query asks at
+least once to write and once to read. Here the kernel is asked first, without waiting (the unpatched
 `poll`, timeout 0); only when nothing is ready does the green thread give way to the hub until
 the socket is, so other green threads run while a query is on the server, as before (a test
 proves two slow queries overlap).
@@ -47,17 +47,21 @@ class _Quiet(Exception):
 
 def ready_now(poller: Any, fileno: int, wait: int) -> int:
     """What of `wait` the socket is ready for right now (READY_R / READY_W bits; 0: nothing).
-    A closed or broken socket counts as readable: libpq then reads and reports it."""
-    readable = _kernel.POLLIN | _kernel.POLLERR | _kernel.POLLHUP | _kernel.POLLNVAL
-    mask = (_kernel.POLLIN if wait & WAIT_R else 0) | (_kernel.POLLOUT if wait & WAIT_W else 0)
-    poller.register(fileno, mask)
+    A closed or broken socket counts as ready for whatever was asked: libpq then reads or writes
+    and reports the error (were it "nothing", the wait would go round for ever)."""
+    asked = (READY_R if wait & WAIT_R else 0) | (READY_W if wait & WAIT_W else 0)
+    broken = _kernel.POLLERR | _kernel.POLLHUP | _kernel.POLLNVAL
+    poller.register(fileno, (_kernel.POLLIN if asked & READY_R else 0)
+                    | (_kernel.POLLOUT if asked & READY_W else 0))
     ready = 0
     for _fd, events in poller.poll(0):
-        if events & readable:
+        if events & broken:
+            return asked
+        if events & _kernel.POLLIN:
             ready |= READY_R
         if events & _kernel.POLLOUT:
             ready |= READY_W
-    return ready if wait == WAIT_RW else ready & (READY_R if wait == WAIT_R else READY_W)
+    return ready & asked
 
 
 def _give_way(fileno: int, wait: int, timeout: float | None) -> None:

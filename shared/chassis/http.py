@@ -261,7 +261,7 @@ class HttpEntrypoint(HttpRequestHandler):
         # route's variables are the method's keyword arguments, so if they fit now they always
         # will. A misfit (a typo in either) stops the service at start-up.
         rule = self.get_url_rule()
-        Map([rule])
+        Map([rule])  # binding the rule to a map is what parses its variables (rule.arguments)
         super().check_signature((None,), dict.fromkeys(rule.arguments))
         super().setup()
 
