@@ -124,9 +124,10 @@ class WorkListDoors:
     tracking: RemoteService
     views: SqlStore
 
-    @cloud_event_handler(f"{TYPE_PREFIX}*", store="views", catch_up="fetch_report_events")
-    def consume_report_event(self, event: CloudEvent, tx: Tx) -> None:
-        worklists.apply(tx, event)
+    @cloud_event_handler(f"{TYPE_PREFIX}*", store="views", catch_up="fetch_report_events",
+                         batch=20)
+    def consume_report_event(self, events: list[CloudEvent], tx: Tx) -> None:
+        worklists.apply(tx, events)
 
     @rpc(errors=ERRORS)
     def catch_up_work_lists(self, status: str = "open") -> dict[str, int]:

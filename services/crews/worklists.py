@@ -167,18 +167,23 @@ def prepare(store: SqlStore) -> None:
     create_missing(store, DDL)
 
 
-def load(tx: Tx, folio: str) -> dict[str, Any] | None:
-    row = tx.execute(f"SELECT {', '.join(COLUMNS)} FROM work_jobs WHERE folio = %s",
-                     (folio,)).fetchone()
-    return from_row(row) if row else None
+def load(tx: Tx, folios: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The jobs of these reports the table holds, by folio: one statement."""
+    rows = tx.execute(f"SELECT {', '.join(COLUMNS)} FROM work_jobs WHERE folio IN "
+                      f"({', '.join(['%s'] * len(folios))})", folios).fetchall()
+    return {job["folio"]: job for job in map(from_row, rows)}
 
 
-def save(tx: Tx, job: dict[str, Any]) -> None:
-    values = {**job, "photos": json.dumps(job["photos"], ensure_ascii=False)}
+def save(tx: Tx, jobs: Sequence[dict[str, Any]]) -> None:
+    """Write these jobs (one per folio): one statement."""
+    if not jobs:
+        return
     changes = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c != "folio")
+    row = f"({', '.join(['%s'] * len(COLUMNS))})"
     tx.execute(f"INSERT INTO work_jobs ({', '.join(COLUMNS)}) VALUES "
-               f"({', '.join(['%s'] * len(COLUMNS))}) ON CONFLICT (folio) DO UPDATE SET "
-               f"{changes}", tuple(values[c] for c in COLUMNS))
+               f"{', '.join([row] * len(jobs))} ON CONFLICT (folio) DO UPDATE SET {changes}",
+               [json.dumps(job[c], ensure_ascii=False) if c == "photos" else job[c]
+                for job in jobs for c in COLUMNS])
 
 
 def from_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -187,15 +192,28 @@ def from_row(row: Sequence[Any]) -> dict[str, Any]:
     return job
 
 
-def apply(tx: Tx, event: CloudEvent) -> None:
-    """One report event into the work lists (the consumer's handler, in its transaction)."""
-    folio = str(event.subject)
-    before = load(tx, folio)
-    after = evolve(before, event)
-    if after is None:
-        return  # an event of a report whose opening never reached crews: nothing to show
-    save(tx, after)
-    observe(before, after, event)
+def apply(tx: Tx, events: Sequence[CloudEvent]) -> None:
+    """Report events into the work lists (the consumer's handler, in its transaction; each
+    report's events in version order): the rows read in one statement, folded, written in one.
+    The metrics count them once the transaction has committed."""
+    jobs = load(tx, list(dict.fromkeys(str(event.subject) for event in events)))
+    changed: dict[str, dict[str, Any]] = {}
+    applied = []
+    for event in events:
+        folio = str(event.subject)
+        before = jobs.get(folio)
+        after = evolve(before, event)
+        if after is None:
+            continue  # an event of a report whose opening never reached crews: nothing to show
+        jobs[folio] = changed[folio] = after
+        applied.append((before, after, event))
+    save(tx, list(changed.values()))
+
+    def count() -> None:
+        for before, after, event in applied:
+            observe(before, after, event)
+
+    tx.after_commit(count)
 
 
 def jobs(store: SqlStore, *, crew_id: str | None = None, department: str | None = None,

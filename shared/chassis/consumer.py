@@ -8,6 +8,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +59,8 @@ FAILURES = Counter("expediente_consumer_handler_failures_total",
 GAPS_FILLED = Counter("expediente_consumer_gaps_filled_total",
                       "Events applied out of a gap fetched from their source, in order",
                       ["consumer"])
+BATCHES_SPLIT = Counter("expediente_consumer_batches_split_total",
+                        "Batches rolled back and taken again one event at a time", ["consumer"])
 DEAD_LETTERED = Counter("expediente_consumer_dead_lettered_total",
                         "Messages parked in a consumer's dead queue", ["consumer", "reason"])
 
@@ -66,6 +69,8 @@ PROCESSED_DDL = """CREATE TABLE IF NOT EXISTS processed_events (
     processed_at TEXT NOT NULL, PRIMARY KEY (consumer, event_id))"""
 
 Handler = Callable[[Any, CloudEvent, Tx], Any]
+BatchHandler = Callable[[Any, list[CloudEvent], Tx], Any]
+IN_FLIGHT_BATCHES = 2  # per batching entrypoint: one being applied, the next one filling
 NAMEKO_HEADER = f"{HEADER_PREFIX}."
 
 
@@ -133,18 +138,21 @@ def _transactional(handler: Handler, store_attr: str) -> Callable[[Any, CloudEve
     return apply
 
 
-def _in_stream_order(handler: Handler, store_attr: str, catch_up: str
-                     ) -> Callable[[Any, CloudEvent, str], bool]:
+def _in_stream_order(handler: Handler, store_attr: str, catch_up: str, batched: bool = False
+                     ) -> Callable[..., Any]:
     """Like `_transactional`, applying each subject's events in stream-version order and
-    fetching a gap's events with the service's `catch_up(subject, after_version)` method."""
+    fetching a gap's events with the service's `catch_up(subject, after_version)` method.
+    `batched`: the handler takes a list of events (see `_apply_batch`)."""
 
     def apply_one(service: Any, tx: Tx, consumer: str, event: CloudEvent) -> bool:
         # No claim: the stream position, moved in this transaction, already says it was applied.
-        handler(service, event, tx)
+        handler(service, [event] if batched else event, tx)  # type: ignore[arg-type]
         return True
 
     @functools.wraps(handler)
-    def apply(service: Any, event: CloudEvent, consumer: str) -> bool:
+    def apply(service: Any, event: Any, consumer: str, *, batch: bool = False) -> Any:
+        if batch:
+            return _apply_batch(service, event, consumer, handler, store_attr)
         store: SqlStore = getattr(service, store_attr)
         _ensure_processed_table(store)
         version = streamorder.stream_version(event)
@@ -175,6 +183,56 @@ def _in_stream_order(handler: Handler, store_attr: str, catch_up: str
             return applied
 
     return apply
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What a batch did with each of its events (positions in the batch)."""
+
+    applied: tuple[int, ...]
+    duplicates: tuple[int, ...]  # at or below their stream's position: old news
+    leftover: tuple[int, ...]  # past a gap, or not orderable: for the one-event path
+
+
+def _apply_batch(service: Any, events: list[CloudEvent], consumer: str, handler: Any,
+                 store_attr: str) -> BatchOutcome:
+    """Many events in one transaction: every stream's position locked and read in one
+    statement, the events that come next in their streams handed to the handler together (each
+    stream's in version order), the positions moved in one more. An event past a gap is left
+    for the one-event path, which fetches what is missing; one already applied is a duplicate."""
+    store: SqlStore = getattr(service, store_attr)
+    _ensure_processed_table(store)
+    streams: dict[str, list[tuple[int, int]]] = {}
+    leftover: list[int] = []
+    for index, event in enumerate(events):
+        try:
+            version = streamorder.stream_version(event)
+        except streamorder.NotOrderable:
+            leftover.append(index)  # fails on its own, so it is retried and then parked
+            continue
+        streams.setdefault(str(event.subject), []).append((version, index))
+    applied: list[int] = []
+    duplicates: list[int] = []
+    if streams:
+        with store.transaction() as tx:
+            positions = streamorder.lock_positions(tx, consumer, list(streams))
+            moved = {}
+            for subject, items in streams.items():
+                last = positions[subject]
+                for version, index in sorted(items):
+                    if version <= last:
+                        duplicates.append(index)
+                    elif version == last + 1:
+                        applied.append(index)
+                        last = version
+                    else:
+                        leftover.append(index)
+                if last > positions[subject]:
+                    moved[subject] = last
+            if applied:
+                handler(service, [events[index] for index in applied], tx)
+            streamorder.move_positions(tx, consumer, moved)
+    return BatchOutcome(tuple(applied), tuple(duplicates), tuple(leftover))
 
 
 class CloudEventQueueConsumer(QueueConsumer):
@@ -226,13 +284,18 @@ class CloudEventHandler(Entrypoint):
     invalid_reason = "invalid_cloudevent"  # the dead reason of a message `decode` refuses
 
     def __init__(self, *patterns: str, store: str = "store", max_attempts: int = 4,
-                 backoff: Sequence[float] = (0.2, 1.0, 5.0), **kwargs: Any) -> None:
+                 backoff: Sequence[float] = (0.2, 1.0, 5.0), batch: int = 0,
+                 **kwargs: Any) -> None:
         if not patterns and self.needs_patterns:
             raise ValueError("a CloudEvent handler needs at least one routing pattern")
         self.patterns = tuple(patterns)
         self.store = store
         self.max_attempts = max_attempts
         self.delays = retry_delays(max_attempts, backoff)
+        self.batch = batch  # > 0: up to this many events per worker (see cloud_event_handler)
+        self._waiting: list[tuple[kombu.Message, Any, dict[str, Any]]] = []
+        self._in_flight = 0
+        self._flush_due = False
         super().__init__(**kwargs)
 
     def setup(self) -> None:
@@ -276,6 +339,8 @@ class CloudEventHandler(Entrypoint):
 
     def stop(self) -> None:
         self.queue_consumer.unregister_provider(self)
+        while self._waiting:  # nothing more comes: what is here goes now, the limit aside
+            self._spawn_batch()
 
     def handle_message(self, body: Any, message: kombu.Message) -> None:
         try:
@@ -288,12 +353,98 @@ class CloudEventHandler(Entrypoint):
         # Only nameko's own context headers (call ids, language) travel on to the worker.
         context = {k.removeprefix(NAMEKO_HEADER): v for k, v in (message.headers or {}).items()
                    if k.startswith(NAMEKO_HEADER)}
+        if self.batch:
+            self._waiting.append((message, event, context))
+            self._flush_soon()
+        else:
+            self._spawn_one(message, event, context)
+
+    def _spawn_one(self, message: kombu.Message, event: Any, context: dict[str, Any]) -> None:
         try:
             self.container.spawn_worker(
                 self, (event, self.consumer_name), {}, context_data=context,
                 handle_result=functools.partial(self.handle_result, message, event))
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
+
+    # ---- batches: the events that arrived while the last batch was applied go together ------
+
+    def _flush_soon(self) -> None:
+        """A batch once the messages already read have been handed over (a thread of its own
+        runs after theirs), unless IN_FLIGHT_BATCHES are being applied: one of them ending
+        starts the next."""
+        if self._flush_due or not self._waiting or self._in_flight >= IN_FLIGHT_BATCHES:
+            return
+        self._flush_due = True
+        self.container.spawn_managed_thread(self._flush, identifier=f"{self.consumer_name}.batch")
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        if self._waiting and self._in_flight < IN_FLIGHT_BATCHES:
+            self._spawn_batch()
+
+    def _spawn_batch(self) -> None:
+        items, self._waiting = self._waiting[:self.batch], self._waiting[self.batch:]
+        self._in_flight += 1
+        try:
+            if len(items) == 1:  # alone anyway: the one-event path, its failure its own
+                message, event, context = items[0]
+                self.container.spawn_worker(
+                    self, (event, self.consumer_name), {}, context_data=context,
+                    handle_result=functools.partial(self._handle_single_result, message, event))
+                return
+            self.container.spawn_worker(
+                self, ([event for _, event, _ in items], self.consumer_name), {"batch": True},
+                context_data=items[0][2],
+                handle_result=functools.partial(self.handle_batch_result, items))
+        except ContainerBeingKilled:
+            self._in_flight -= 1
+            for message, _, _ in items:
+                self.queue_consumer.requeue_message(message)
+
+    def _handle_single_result(self, message: kombu.Message, event: Any, worker_ctx: Any,
+                              result: Any = None, exc_info: Any = None) -> tuple[Any, Any]:
+        self._in_flight -= 1
+        try:
+            return self.handle_result(message, event, worker_ctx, result, exc_info)
+        finally:
+            self._flush_soon()
+
+    def handle_batch_result(self, items: list[tuple[kombu.Message, Any, dict[str, Any]]],
+                            worker_ctx: Any, result: Any = None, exc_info: Any = None
+                            ) -> tuple[Any, Any]:
+        """Committed: each applied or duplicate message acked, a leftover one taken alone.
+        Rolled back: every message taken alone, so each one's failure is its own (retried,
+        then parked) and the others are applied."""
+        self._in_flight -= 1
+        try:
+            return self._settle_batch(items, result, exc_info)
+        finally:
+            self._flush_soon()  # the next batch, whatever became of this one
+
+    def _settle_batch(self, items: list[tuple[kombu.Message, Any, dict[str, Any]]],
+                      result: Any, exc_info: Any) -> tuple[Any, Any]:
+        if exc_info is None:
+            for index in result.applied:
+                PROCESSED.labels(self.consumer_name).inc()
+                self.queue_consumer.ack_message(items[index][0])
+            for index in result.duplicates:
+                DUPLICATES.labels(self.consumer_name).inc()
+                self.queue_consumer.ack_message(items[index][0])
+            alone = [items[index] for index in result.leftover]
+        else:
+            BATCHES_SPLIT.labels(self.consumer_name).inc()
+            log.warning("%s: a batch of %d events failed (%r); taking them one at a time",
+                        self.consumer_name, len(items), exc_info[1])
+            alone = items
+        if alone:  # from a thread of its own: this worker still holds its place in the pool
+            def one_at_a_time() -> None:
+                for item in alone:
+                    self._spawn_one(*item)
+
+            self.container.spawn_managed_thread(one_at_a_time,
+                                                identifier=f"{self.consumer_name}.alone")
+        return result, exc_info
 
     def handle_result(self, message: kombu.Message, event: Any, worker_ctx: Any,
                       result: Any = None, exc_info: Any = None) -> tuple[Any, Any]:
@@ -339,7 +490,7 @@ class CloudEventHandler(Entrypoint):
 
 def cloud_event_handler(*patterns: str, store: str = "store", max_attempts: int = 4,
                         backoff: Sequence[float] = (0.2, 1.0, 5.0),
-                        catch_up: str | None = None) -> Callable[[Handler], Any]:
+                        catch_up: str | None = None, batch: int = 0) -> Callable[[Any], Any]:
     """Decorate `handler(self, event, tx)` to consume CloudEvents whose type matches a pattern
     (topic syntax: `mx.expediente.report.*`, `#`) from the queue `<service>.<method>`.
 
@@ -363,12 +514,22 @@ def cloud_event_handler(*patterns: str, store: str = "store", max_attempts: int 
     event, is the record of what was applied): the service's method
     `fetch_report_events(subject, after_version)` returns the events after that version (as
     CloudEvents or their dicts), typically by calling tracking's `report_events` over RPC.
+
+    With `catch_up` and `batch=N`, the handler is `handler(self, events, tx)` and takes a list:
+    the events that arrived while the last batch was being applied (up to N, each report's in
+    version order) come in one transaction, with one statement for all their stream positions,
+    so a handler that reads and writes its rows for the whole list at once pays a few round
+    trips and one commit per batch instead of five and one per event. The method called alone,
+    `consume(event, consumer)`, still takes one event (a list of one for the handler). A batch
+    that raises is rolled back and its events taken one at a time, each with its own retries.
     """
 
-    def decorate(handler: Handler) -> Any:
+    def decorate(handler: Any) -> Any:
+        if batch and catch_up is None:
+            raise ValueError("batch needs catch_up: only the ordered consumer takes batches")
         apply = (_transactional(handler, store) if catch_up is None
-                 else _in_stream_order(handler, store, catch_up))
+                 else _in_stream_order(handler, store, catch_up, batched=batch > 0))
         return CloudEventHandler.decorator(*patterns, store=store, max_attempts=max_attempts,
-                                           backoff=tuple(backoff))(apply)
+                                           backoff=tuple(backoff), batch=batch)(apply)
 
     return decorate

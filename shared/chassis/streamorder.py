@@ -17,7 +17,7 @@ is at or below it, so an ordered consumer records no claim per event."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,6 +78,33 @@ def take_next(tx: Tx, consumer: str, subject: str, version: int) -> bool:
 def advance(tx: Tx, consumer: str, subject: str, version: int) -> None:
     tx.execute("UPDATE stream_positions SET version = %s, updated_at = %s "
                "WHERE consumer = %s AND subject = %s", (version, _now(), consumer, subject))
+
+
+def lock_positions(tx: Tx, consumer: str, subjects: Sequence[str]) -> dict[str, int]:
+    """`last_applied` for many subjects at once (a consumer's batch): one round trip. The rows
+    are locked in sorted order, so two batches sharing subjects never wait on each other in a
+    circle (a one-event transaction holds a single position row)."""
+    subjects = sorted(set(subjects))
+    if not subjects:
+        return {}
+    now = _now()
+    rows = tx.execute(
+        "INSERT INTO stream_positions (consumer, subject, version, updated_at) VALUES "
+        f"{', '.join(['(%s, %s, 0, %s)'] * len(subjects))} ON CONFLICT (consumer, subject) "
+        "DO UPDATE SET version = stream_positions.version RETURNING subject, version",
+        [value for subject in subjects for value in (consumer, subject, now)]).fetchall()
+    return {str(subject): int(version) for subject, version in rows}
+
+
+def move_positions(tx: Tx, consumer: str, versions: Mapping[str, int]) -> None:
+    """`advance` for many subjects at once: one round trip (rows `lock_positions` locked)."""
+    if not versions:
+        return
+    tx.execute(
+        f"WITH moved (subject, version) AS (VALUES {', '.join(['(%s, %s)'] * len(versions))}) "
+        "UPDATE stream_positions SET version = moved.version, updated_at = %s FROM moved "
+        "WHERE stream_positions.consumer = %s AND stream_positions.subject = moved.subject",
+        [*(value for pair in versions.items() for value in pair), _now(), consumer])
 
 
 def fill_gap(event: CloudEvent, last: int, fetched: Iterable[CloudEvent | dict[str, Any]]

@@ -65,3 +65,44 @@ def test_two_workers_with_the_same_event_apply_it_once(pg_env):
     assert outcome == [False] and position(store) == 2
     store.close()
 
+
+
+def test_a_batch_reads_locks_and_moves_many_positions_in_one_statement_each(store):
+    assert take(store, 1) and take(store, 2)  # QRO-1 stands at 2
+    with store.transaction() as tx:
+        assert streamorder.lock_positions(tx, "c", ["QRO-2", "QRO-1", "QRO-2"]) == {
+            "QRO-1": 2, "QRO-2": 0}  # a stream never seen gets its row, at 0
+        streamorder.move_positions(tx, "c", {"QRO-1": 4, "QRO-2": 1})
+    with store.transaction() as tx:
+        assert streamorder.lock_positions(tx, "c", ["QRO-1", "QRO-2"]) == {"QRO-1": 4, "QRO-2": 1}
+        assert streamorder.lock_positions(tx, "other", ["QRO-1"]) == {"QRO-1": 0}  # per consumer
+        streamorder.move_positions(tx, "c", {})  # nothing to move: no statement
+
+
+def test_batches_sharing_streams_take_turns_and_never_deadlock(pg_env):
+    """Each batch locks its rows in the same (sorted) order, whatever order its events came in,
+    so two batches over the same reports wait for each other instead of in a circle."""
+    store = SqlStore.from_env(pg_env)
+    with store.transaction() as tx:
+        tx.execute(streamorder.POSITIONS_DDL)
+    subjects = [f"QRO-{n}" for n in range(20)]
+    errors: list[BaseException] = []
+
+    def batch(order: list[str]) -> None:
+        try:
+            for _ in range(10):
+                with store.transaction() as tx:
+                    last = streamorder.lock_positions(tx, "c", order)
+                    eventlet.sleep(0.001)  # the other batch asks for its rows meanwhile
+                    streamorder.move_positions(tx, "c", {s: v + 1 for s, v in last.items()})
+        except BaseException as exc:  # a deadlock would be PostgreSQL killing one of them
+            errors.append(exc)
+
+    threads = [eventlet.spawn(batch, subjects), eventlet.spawn(batch, subjects[::-1]),
+               eventlet.spawn(batch, subjects[5:] + subjects[:5])]
+    for thread in threads:
+        thread.wait()
+    assert errors == []
+    with store.transaction() as tx:
+        assert set(streamorder.lock_positions(tx, "c", subjects).values()) == {30}
+    store.close()

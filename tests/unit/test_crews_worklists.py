@@ -140,6 +140,34 @@ def test_shuffled_and_repeated_deliveries_equal_a_rebuild(history, tmp_path, see
     store.close()
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_shuffled_and_repeated_deliveries_in_batches_equal_a_rebuild(history, tmp_path, seed):
+    """As the consumer takes them under load: in batches of any size; what a batch leaves (past
+    a gap) is then applied alone."""
+    store = SqliteStore(str(tmp_path / "crews.sqlite"))
+    worklists.prepare(store)
+    service = Consumer(store, history)
+    pick = random.Random(seed)
+    deliveries = history + pick.sample(history, len(history) // 2)
+    pick.shuffle(deliveries)
+    while deliveries:
+        size = pick.randint(1, 8)
+        batch, deliveries = deliveries[:size], deliveries[size:]
+        outcome = CrewsService.consume_report_event(service, batch, "crews.consume_report_event",
+                                                    batch=True)
+        assert sorted(outcome.applied + outcome.duplicates + outcome.leftover) == list(
+            range(len(batch)))
+        for index in outcome.leftover:
+            CrewsService.consume_report_event(service, batch[index], "crews.consume_report_event")
+    assert stored(store) == worklists.rebuild(history)
+    again = stored(store)
+    outcome = CrewsService.consume_report_event(service, history, "crews.consume_report_event",
+                                                batch=True)
+    assert outcome.applied == () and len(outcome.duplicates) == len(history)  # all old news
+    assert stored(store) == again
+    store.close()
+
+
 def steps_counted(step: str, origin: str, department: str = "obras_publicas") -> float:
     from prometheus_client import REGISTRY
     return REGISTRY.get_sample_value("expediente_field_steps_total", {
