@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import eventlet
 import kombu
@@ -29,6 +31,22 @@ def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: f
             return value
         eventlet.sleep(interval)
     raise AssertionError(f"timed out waiting for {message}")
+
+
+def deliver_in_batches(consume: Callable[..., Any], service: Any, deliveries: Sequence[CloudEvent],
+                       consumer: str, seed: int) -> None:
+    """Hand a batching consumer's method `deliveries` as its entrypoint would under load: in
+    batches of 1 to 8, each batch's leftovers (past a gap) then applied one at a time."""
+    pick = random.Random(seed)
+    left = list(deliveries)
+    while left:
+        size = pick.randint(1, 8)
+        batch, left = left[:size], left[size:]
+        outcome = consume(service, batch, consumer, batch=True)
+        assert sorted(outcome.applied + outcome.duplicates + outcome.leftover) == list(
+            range(len(batch)))
+        for index in outcome.leftover:
+            consume(service, batch[index], consumer)
 
 
 def free_port() -> int:

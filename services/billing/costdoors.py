@@ -138,9 +138,11 @@ class RepairCostDoors:
     auth: WorkerAuth
     tracking: RemoteService
 
-    @cloud_event_handler(f"{TYPE_PREFIX}*", store="views", catch_up="fetch_report_events")
-    def consume_report_event(self, event: CloudEvent, tx: Tx) -> None:
-        repaircosts.apply(tx, event)
+    @cloud_event_handler(f"{TYPE_PREFIX}*", store="views", catch_up="fetch_report_events",
+                         batch=20)
+    def consume_report_event(self, events: list[CloudEvent], tx: Tx) -> None:
+        for event in events:
+            repaircosts.apply(tx, event)
 
     def fetch_report_events(self, folio: str, after_version: int) -> list[dict[str, Any]]:
         """A report's events after a version, from tracking (the consumer found a gap)."""

@@ -207,9 +207,11 @@ class Consumers:
     store: SqlStore
     tracking: RemoteService
 
-    @cloud_event_handler(f"{TYPE_PREFIX}*", store="store", catch_up="fetch_report_events")
-    def consume_report_event(self, event: CloudEvent, tx: Tx) -> None:
-        routing.decide(tx, event, self.notices)
+    @cloud_event_handler(f"{TYPE_PREFIX}*", store="store", catch_up="fetch_report_events",
+                         batch=20)
+    def consume_report_event(self, events: list[CloudEvent], tx: Tx) -> None:
+        for event in events:
+            routing.decide(tx, event, self.notices)
 
     def fetch_report_events(self, folio: str, after_version: int) -> list[dict[str, Any]]:
         """A report's events after a version, from tracking (the consumer found a gap)."""

@@ -13,6 +13,7 @@ from services.billing import repaircosts
 from services.billing.costdoors import CONSUMER_NAME, RepairCostDoors
 from shared.chassis.auth import Auth
 from shared.chassis.sqlstore import SqliteStore, SqlStore
+from tests.support import deliver_in_batches
 from tests.unit.test_repair_costs import (
     BACHE,
     FUGA,
@@ -98,14 +99,19 @@ def test_a_replay_on_postgresql_adds_nothing(pg):
     assert (len(cost["lines"]), cost["total"], cost["unpriced"]) == (5, Decimal("1509.01"), 1)
 
 
-def test_the_ordered_consumer_costs_shuffled_deliveries_as_the_history(pg, lite):
+@pytest.mark.parametrize("batched", [False, True], ids=["alone", "batched"])
+def test_the_ordered_consumer_costs_shuffled_deliveries_as_the_history(pg, lite, batched):
     events = history()
     apply_all(lite, events)
     deliveries = events + random.Random(7).sample(events, len(events) // 2)
     random.Random(7).shuffle(deliveries)
     service = Consumer(pg, events)
-    for event in deliveries:
-        RepairCostDoors.consume_report_event(service, event, CONSUMER_NAME)
+    if batched:  # as the entrypoint takes them under load
+        deliver_in_batches(RepairCostDoors.consume_report_event, service, deliveries,
+                           CONSUMER_NAME, seed=len(deliveries))
+    else:
+        for event in deliveries:
+            RepairCostDoors.consume_report_event(service, event, CONSUMER_NAME)
     for by in repaircosts.BY:
         assert repaircosts.totals(pg, by) == repaircosts.totals(lite, by)
 

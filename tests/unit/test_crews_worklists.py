@@ -23,7 +23,7 @@ from shared.chassis.runtime import RuntimeStore
 from shared.chassis.sqlstore import SqliteStore
 from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.errors import WireError
-from tests.support import ROOT
+from tests.support import ROOT, deliver_in_batches
 from tests.workers import Host, http_answer, rpc_reply
 
 SUPERVISOR = Actor("lucia", "supervisor", "staff")
@@ -147,18 +147,10 @@ def test_shuffled_and_repeated_deliveries_in_batches_equal_a_rebuild(history, tm
     store = SqliteStore(str(tmp_path / "crews.sqlite"))
     worklists.prepare(store)
     service = Consumer(store, history)
-    pick = random.Random(seed)
-    deliveries = history + pick.sample(history, len(history) // 2)
-    pick.shuffle(deliveries)
-    while deliveries:
-        size = pick.randint(1, 8)
-        batch, deliveries = deliveries[:size], deliveries[size:]
-        outcome = CrewsService.consume_report_event(service, batch, "crews.consume_report_event",
-                                                    batch=True)
-        assert sorted(outcome.applied + outcome.duplicates + outcome.leftover) == list(
-            range(len(batch)))
-        for index in outcome.leftover:
-            CrewsService.consume_report_event(service, batch[index], "crews.consume_report_event")
+    deliveries = history + random.Random(seed).sample(history, len(history) // 2)
+    random.Random(seed + 100).shuffle(deliveries)
+    deliver_in_batches(CrewsService.consume_report_event, service, deliveries,
+                       "crews.consume_report_event", seed)
     assert stored(store) == worklists.rebuild(history)
     again = stored(store)
     outcome = CrewsService.consume_report_event(service, history, "crews.consume_report_event",

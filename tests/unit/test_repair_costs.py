@@ -18,6 +18,7 @@ from shared.chassis.auth import Auth, mint_token
 from shared.chassis.sqlstore import SqliteStore, SqlStore
 from shared.contracts.cloudevents import CloudEvent
 from shared.contracts.events import dump_data, event_type
+from tests.support import deliver_in_batches
 from tests.workers import Host, http_answer, rpc_reply
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
@@ -238,9 +239,10 @@ class Consumer:
                 if e.subject == folio and e.data["version"] > after_version]
 
 
+@pytest.mark.parametrize("batched", [False, True], ids=["alone", "batched"])
 @pytest.mark.parametrize("seed", range(3))
 def test_shuffled_repeated_deliveries_cost_what_the_history_in_order_costs(costed, tmp_path,
-                                                                           seed):
+                                                                           seed, batched):
     """Through the chassis' ordered consumer: a report's later event first makes it fetch the
     missing ones from tracking; a delivery of what it applied already is old news."""
     events = history()
@@ -249,8 +251,12 @@ def test_shuffled_repeated_deliveries_cost_what_the_history_in_order_costs(coste
     store = SqliteStore(str(tmp_path / "shuffled.sqlite"))
     repaircosts.prepare(store)
     service = Consumer(store, events)
-    for event in deliveries:
-        RepairCostDoors.consume_report_event(service, event, CONSUMER_NAME)
+    if batched:  # as the entrypoint takes them under load
+        deliver_in_batches(RepairCostDoors.consume_report_event, service, deliveries,
+                           CONSUMER_NAME, seed=len(deliveries))
+    else:
+        for event in deliveries:
+            RepairCostDoors.consume_report_event(service, event, CONSUMER_NAME)
     for folio in (BACHE, FUGA, LUZ):
         assert repaircosts.report_cost(store, folio) == repaircosts.report_cost(costed, folio)
     for by in repaircosts.BY:
