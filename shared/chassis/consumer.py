@@ -138,8 +138,8 @@ def _transactional(handler: Handler, store_attr: str) -> Callable[[Any, CloudEve
     return apply
 
 
-def _in_stream_order(handler: Handler, store_attr: str, catch_up: str, batched: bool = False
-                     ) -> Callable[..., Any]:
+def _in_stream_order(handler: Handler | BatchHandler, store_attr: str, catch_up: str,
+                     batched: bool = False) -> Callable[..., Any]:
     """Like `_transactional`, applying each subject's events in stream-version order and
     fetching a gap's events with the service's `catch_up(subject, after_version)` method.
     `batched`: the handler takes a list of events (see `_apply_batch`)."""
@@ -194,8 +194,8 @@ class BatchOutcome:
     leftover: tuple[int, ...]  # past a gap, or not orderable: for the one-event path
 
 
-def _apply_batch(service: Any, events: list[CloudEvent], consumer: str, handler: Any,
-                 store_attr: str) -> BatchOutcome:
+def _apply_batch(service: Any, events: list[CloudEvent], consumer: str,
+                 handler: Handler | BatchHandler, store_attr: str) -> BatchOutcome:
     """Many events in one transaction: every stream's position locked and read in one
     statement, the events that come next in their streams handed to the handler together (each
     stream's in version order), the positions moved in one more. An event past a gap is left
@@ -230,7 +230,7 @@ def _apply_batch(service: Any, events: list[CloudEvent], consumer: str, handler:
                 if last > positions[subject]:
                     moved[subject] = last
             if applied:
-                handler(service, [events[index] for index in applied], tx)
+                handler(service, [events[index] for index in applied], tx)  # type: ignore[arg-type]
             streamorder.move_positions(tx, consumer, moved)
     return BatchOutcome(tuple(applied), tuple(duplicates), tuple(leftover))
 
