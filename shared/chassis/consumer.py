@@ -359,13 +359,18 @@ class CloudEventHandler(Entrypoint):
         else:
             self._spawn_one(message, event, context)
 
-    def _spawn_one(self, message: kombu.Message, event: Any, context: dict[str, Any]) -> None:
+    def _spawn_one(self, message: kombu.Message, event: Any, context: dict[str, Any],
+                   settle: Callable[..., tuple[Any, Any]] | None = None) -> bool:
+        """A worker for one event, `settle` (handle_result by default) taking its result; False
+        if the container is being killed (the message goes back)."""
         try:
             self.container.spawn_worker(
                 self, (event, self.consumer_name), {}, context_data=context,
-                handle_result=functools.partial(self.handle_result, message, event))
+                handle_result=functools.partial(settle or self.handle_result, message, event))
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
+            return False
+        return True
 
     # ---- batches: the events that arrived while the last batch was applied go together ------
 
@@ -386,13 +391,11 @@ class CloudEventHandler(Entrypoint):
     def _spawn_batch(self) -> None:
         items, self._waiting = self._waiting[:self.batch], self._waiting[self.batch:]
         self._in_flight += 1
+        if len(items) == 1:  # alone anyway: the one-event path, its failure its own
+            if not self._spawn_one(*items[0], settle=self._handle_single_result):
+                self._in_flight -= 1
+            return
         try:
-            if len(items) == 1:  # alone anyway: the one-event path, its failure its own
-                message, event, context = items[0]
-                self.container.spawn_worker(
-                    self, (event, self.consumer_name), {}, context_data=context,
-                    handle_result=functools.partial(self._handle_single_result, message, event))
-                return
             self.container.spawn_worker(
                 self, ([event for _, event, _ in items], self.consumer_name), {"batch": True},
                 context_data=items[0][2],

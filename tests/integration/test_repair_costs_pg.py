@@ -10,10 +10,8 @@ from decimal import Decimal
 import pytest
 
 from services.billing import repaircosts
-from services.billing.costdoors import CONSUMER_NAME, RepairCostDoors
 from shared.chassis.auth import Auth
 from shared.chassis.sqlstore import SqliteStore, SqlStore
-from tests.support import deliver_in_batches
 from tests.unit.test_repair_costs import (
     BACHE,
     FUGA,
@@ -23,6 +21,7 @@ from tests.unit.test_repair_costs import (
     Consumer,
     GivenStore,
     apply_all,
+    consume_all,
     crew,
     history,
     item,
@@ -105,13 +104,7 @@ def test_the_ordered_consumer_costs_shuffled_deliveries_as_the_history(pg, lite,
     apply_all(lite, events)
     deliveries = events + random.Random(7).sample(events, len(events) // 2)
     random.Random(7).shuffle(deliveries)
-    service = Consumer(pg, events)
-    if batched:  # as the entrypoint takes them under load
-        deliver_in_batches(RepairCostDoors.consume_report_event, service, deliveries,
-                           CONSUMER_NAME, seed=len(deliveries))
-    else:
-        for event in deliveries:
-            RepairCostDoors.consume_report_event(service, event, CONSUMER_NAME)
+    consume_all(Consumer(pg, events), deliveries, batched)
     for by in repaircosts.BY:
         assert repaircosts.totals(pg, by) == repaircosts.totals(lite, by)
 

@@ -239,6 +239,17 @@ class Consumer:
                 if e.subject == folio and e.data["version"] > after_version]
 
 
+def consume_all(service: Consumer, deliveries: list[CloudEvent], batched: bool) -> None:
+    """Through billing's consumer method: one event at a time, or in batches as the entrypoint
+    takes them under load."""
+    if batched:
+        deliver_in_batches(RepairCostDoors.consume_report_event, service, deliveries,
+                           CONSUMER_NAME, seed=len(deliveries))
+    else:
+        for event in deliveries:
+            RepairCostDoors.consume_report_event(service, event, CONSUMER_NAME)
+
+
 @pytest.mark.parametrize("batched", [False, True], ids=["alone", "batched"])
 @pytest.mark.parametrize("seed", range(3))
 def test_shuffled_repeated_deliveries_cost_what_the_history_in_order_costs(costed, tmp_path,
@@ -250,13 +261,7 @@ def test_shuffled_repeated_deliveries_cost_what_the_history_in_order_costs(coste
     random.Random(seed).shuffle(deliveries)
     store = SqliteStore(str(tmp_path / "shuffled.sqlite"))
     repaircosts.prepare(store)
-    service = Consumer(store, events)
-    if batched:  # as the entrypoint takes them under load
-        deliver_in_batches(RepairCostDoors.consume_report_event, service, deliveries,
-                           CONSUMER_NAME, seed=len(deliveries))
-    else:
-        for event in deliveries:
-            RepairCostDoors.consume_report_event(service, event, CONSUMER_NAME)
+    consume_all(Consumer(store, events), deliveries, batched)
     for folio in (BACHE, FUGA, LUZ):
         assert repaircosts.report_cost(store, folio) == repaircosts.report_cost(costed, folio)
     for by in repaircosts.BY:
